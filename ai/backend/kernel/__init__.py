@@ -1,0 +1,1 @@
+"""Compatibility shim: the upstream module path of the kernel runner."""

@@ -1,0 +1,202 @@
+"""Routes each inbound op: serial FIFO queue, inline, or background task.
+
+Guarantees (stronger than upstream, same wire format):
+
+* every serial op (clean/build/exec/code) ends with exactly one terminal record,
+  whatever happens inside it;
+* every op that expects a reply gets exactly one, also for a malformed payload
+  (the reply then carries an ``error`` field);
+* unknown ops are logged and ignored; an exception in one op never stops the
+  reader or the worker;
+* nothing slow runs inline, so the reader always stays responsive to
+  ``status``, ``input`` and ``interrupt``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from .protocol import (
+    EXIT_INTERNAL_ERROR,
+    SERIAL_OPS,
+    TERMINAL_RECORD,
+    AppsResult,
+    CompleteRequest,
+    CompletionPayload,
+    EventRequest,
+    ModelServiceResult,
+    Op,
+    Record,
+    ServiceResult,
+    StartServiceRequest,
+    encode_json,
+    encode_status,
+    exit_payload,
+    parse_json_payload,
+    validation_message,
+)
+from .runner import Runner
+from .transport import Outbox
+
+log = logging.getLogger("krunner.dispatcher")
+
+
+class Dispatcher:
+    def __init__(self, runner: Runner, outbox: Outbox) -> None:
+        self.runner = runner
+        self.outbox = outbox
+        self.queue: asyncio.Queue[tuple[Op, bytes]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._handlers: dict[Op, Callable[[bytes], None]] = {
+            Op.INPUT: self._on_input,
+            Op.INTERRUPT: lambda _payload: self.runner.interrupt(),
+            Op.STATUS: self._on_status,
+            Op.GET_APPS: self._on_get_apps,
+            Op.COMPLETE: lambda p: self._spawn(self._on_complete(p), "complete"),
+            Op.EVENT: lambda p: self._spawn(self._on_event(p), "event"),
+            Op.START_SERVICE: lambda p: self._spawn(self._on_start_service(p), "start-service"),
+            Op.SHUTDOWN_SERVICE: lambda p: self._spawn(self._on_shutdown_service(p), "shutdown-service"),
+            Op.START_MODEL_SERVICE: lambda p: self._spawn(self._on_start_model_service(p), "start-model-service"),
+        }
+
+    # -- entry point from the reader ---------------------------------------------------------
+
+    def dispatch(self, token: str, payload: bytes) -> None:
+        try:
+            op = Op(token)
+        except ValueError:
+            log.warning("ignoring unknown op %r (%d payload bytes)", token[:64], len(payload))
+            return
+        try:
+            if op in SERIAL_OPS:
+                self.queue.put_nowait((op, payload))
+            else:
+                self._handlers[op](payload)
+        except Exception:
+            log.exception("op %s failed", op.value)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed: %r", name, t.exception())
+
+        task.add_done_callback(done)
+
+    async def cancel_background(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- the serial worker -------------------------------------------------------------------
+
+    async def worker(self) -> None:
+        while True:
+            op, payload = await self.queue.get()
+            exit_code: int | None = EXIT_INTERNAL_ERROR
+            try:
+                exit_code = await self.runner.run_serial(op, payload)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # includes SystemExit from a misbehaving runtime
+                log.exception("%s failed inside the runner", op.value)
+                self.outbox.send(Record.STDERR, f"[krunner] internal error during {op.value}: {exc!r}\n".encode())
+            finally:
+                self.outbox.send(TERMINAL_RECORD[op], exit_payload(exit_code))
+                self.queue.task_done()
+
+    # -- inline ops --------------------------------------------------------------------------
+
+    def _on_input(self, payload: bytes) -> None:
+        self.runner.feed_input(payload.decode("utf-8", errors="replace"))
+
+    def _on_status(self, _payload: bytes) -> None:
+        self.outbox.send(Record.STATUS, encode_status(self.runner.started_at))
+
+    def _on_get_apps(self, payload: bytes) -> None:
+        try:
+            name = payload.decode("utf-8").strip()
+            if name.startswith('"'):
+                name = str(json.loads(name))
+            result = self.runner.services.get_apps(name)
+        except (UnicodeDecodeError, ValueError) as exc:
+            result = AppsResult(status="failed", data=[], error=f"bad get-apps payload: {exc}")
+        self.outbox.send(Record.APPS_RESULT, encode_json(result))
+
+    # -- background ops ----------------------------------------------------------------------
+
+    async def _on_complete(self, payload: bytes) -> None:
+        reply = CompletionPayload(suggestions=[])
+        try:
+            request = CompleteRequest.model_validate(parse_json_payload(payload))
+            reply.suggestions = await self.runner.complete(request.text, request.cursor)
+        except ValidationError as exc:
+            reply.error = f"bad complete request: {validation_message(exc)}"
+        except ValueError as exc:
+            reply.error = f"bad complete request: {exc}"
+        except Exception as exc:
+            log.exception("completion failed")
+            reply.error = f"completion failed: {exc}"
+        finally:
+            self.outbox.send(Record.COMPLETION, encode_json(reply))
+
+    async def _on_event(self, payload: bytes) -> None:
+        try:
+            event = EventRequest.model_validate(parse_json_payload(payload))
+        except (ValueError, ValidationError) as exc:
+            log.error("ignoring malformed event: %s", exc)
+            return
+        if event.type == "oom":
+            log.warning("the agent reports that a process in this container was killed for running out of memory")
+        else:
+            log.info("event %r: %r", event.type, event.data)
+
+    async def _on_start_service(self, payload: bytes) -> None:
+        result = ServiceResult(status="failed", error="internal error")
+        try:
+            request = StartServiceRequest.model_validate(parse_json_payload(payload))
+            result = await self.runner.services.start(request)
+        except ValidationError as exc:
+            result = ServiceResult(status="failed", error=f"bad start-service request: {validation_message(exc)}")
+        except ValueError as exc:
+            result = ServiceResult(status="failed", error=f"bad start-service request: {exc}")
+        except Exception as exc:
+            log.exception("start-service failed")
+            result = ServiceResult(status="failed", error=str(exc))
+        finally:
+            self.outbox.send(Record.SERVICE_RESULT, encode_json(result))
+
+    async def _on_shutdown_service(self, payload: bytes) -> None:
+        try:
+            raw = parse_json_payload(payload)
+        except ValueError:
+            raw = payload.decode("utf-8", errors="replace").strip()
+        if not isinstance(raw, str) or not raw:
+            log.error("ignoring shutdown-service: expected a service name, got %r", raw)
+            return
+        await self.runner.services.shutdown(raw)
+
+    async def _on_start_model_service(self, payload: bytes) -> None:
+        result = ModelServiceResult(status="failed", error="internal error")
+        try:
+            config = parse_json_payload(payload)
+            if not isinstance(config, dict):
+                raise ValueError("expected a JSON object")
+            result = await self.runner.services.start_model(config)
+        except ValueError as exc:
+            result = ModelServiceResult(status="failed", error=f"bad start-model-service request: {exc}")
+        except Exception as exc:
+            log.exception("start-model-service failed")
+            result = ModelServiceResult(status="failed", error=str(exc))
+        finally:
+            self.outbox.send(Record.MODEL_SERVICE_RESULT, encode_json(result))

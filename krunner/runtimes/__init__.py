@@ -1,0 +1,1 @@
+"""Runtimes: the language table and the query engines."""

@@ -1,0 +1,72 @@
+"""What a query engine provides, and the context every runtime part shares."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..container import ContainerPaths
+from ..jobs import JobRunner
+from ..transport import Outbox
+from ..user_input import InputBroker
+from .languages import Language
+
+
+@dataclass
+class RuntimeContext:
+    language: Language
+    runtime_path: str
+    paths: ContainerPaths
+    env: dict[str, str]  # the child environment (see container.build_child_env)
+    outbox: Outbox
+    jobs: JobRunner
+    broker: InputBroker | None
+
+    @property
+    def cwd(self) -> str:
+        return str(self.paths.work_dir)
+
+
+class QueryEngineBase:
+    """Query mode (``code`` op) for one runtime.  Subclasses override what they support."""
+
+    def __init__(self, ctx: RuntimeContext) -> None:
+        self.ctx = ctx
+
+    async def start(self) -> None:
+        """Prepare the engine during runner init (failures are logged, not fatal)."""
+
+    async def query(self, code: str) -> int:
+        raise NotImplementedError
+
+    async def complete(self, code: str, cursor: int | None) -> list[str]:
+        return []
+
+    def interrupt(self) -> bool:
+        return self.ctx.jobs.interrupt()
+
+    def drain(self) -> None:
+        self.ctx.jobs.drain()
+
+    def batch_env(self) -> dict[str, str]:
+        """Extra environment for batch steps of this runtime."""
+        return {}
+
+    async def shutdown(self) -> None:
+        await self.ctx.jobs.kill()
+
+
+def resolve_runtime_path(language: Language, given: str | None, search_path: str) -> str:
+    """The runtime path from the CLI, else the first candidate that exists in the image."""
+    if given:
+        return given
+    for candidate in language.runtime_paths:
+        if candidate.startswith("/"):
+            if Path(candidate).exists():
+                return candidate
+        else:
+            found = shutil.which(candidate, path=search_path)
+            if found:
+                return found
+    return language.runtime_paths[0]

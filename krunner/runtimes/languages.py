@@ -1,0 +1,196 @@
+"""Every runtime-type the runner knows, as data.
+
+Adding a language is adding one :class:`Language` entry to ``LANGUAGES``.
+Command templates are shell text; placeholders (already shell-quoted when
+substituted): ``{runtime}`` the runtime path (compiler or interpreter),
+``{src}`` the snippet file of a query, ``{dir}`` its private temp directory.
+
+Batch ``*`` heuristics: for ``build``, a ``Makefile`` in the working directory
+always wins (``make``); then the language's rules are tried in order, and the
+first rule whose ``when`` file exists runs.  When a language has rules but none
+matches, the step fails with 127 and a one-line explanation on stderr; when it
+has no rules, the step is a no-op (exit 0).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class QueryEngine(str, enum.Enum):
+    PYTHON_REPL = "python-repl"  # persistent REPL in the image's own Python
+    SNIPPET = "snippet"  # write the code to a file, run ``query`` on it
+    SHELL = "shell"  # run the code with ``{runtime} -c``
+    NONE = "none"  # query mode not available (exit 127)
+
+
+@dataclass(frozen=True)
+class Rule:
+    when: str  # a path relative to the working directory that must exist
+    command: str
+
+
+@dataclass(frozen=True)
+class Language:
+    name: str
+    runtime_paths: tuple[str, ...]  # candidates when the image gives no runtime-path
+    query_engine: QueryEngine = QueryEngine.SNIPPET
+    query: str = ""
+    source_name: str = "main.txt"
+    source_prelude: str = ""
+    build: tuple[Rule, ...] = ()
+    exec: tuple[Rule, ...] = ()
+    input_support: bool = False
+    pty: bool = False
+    batch_env: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+
+C_LIBS = "-lm -lrt -pthread -ldl"
+RUN_MAIN = (Rule("main", "./main"), Rule("a.out", "./a.out"))
+
+LANGUAGES: tuple[Language, ...] = (
+    Language(
+        name="python",
+        runtime_paths=("/usr/bin/python3", "/usr/local/bin/python3", "python3", "python"),
+        query_engine=QueryEngine.PYTHON_REPL,
+        build=(
+            Rule("setup.py", "{runtime} -m pip install --user -e ."),
+            Rule("pyproject.toml", "{runtime} -m pip install --user -e ."),
+            Rule("requirements.txt", "{runtime} -m pip install --user -r requirements.txt"),
+        ),
+        exec=(Rule("main.py", "{runtime} main.py"),),
+        input_support=True,
+    ),
+    Language(
+        name="app",
+        runtime_paths=("/bin/sh",),
+        query_engine=QueryEngine.NONE,
+    ),
+    Language(
+        name="shell",
+        runtime_paths=("/bin/bash", "/bin/ash", "/bin/sh"),
+        query_engine=QueryEngine.SHELL,
+        exec=(Rule("main.sh", "{runtime} main.sh"),),
+        pty=True,
+        aliases=("bash", "sh"),
+    ),
+    Language(
+        name="c",
+        runtime_paths=("gcc", "cc", "clang"),
+        query="{runtime} -Wall -o {dir}/main {src} " + C_LIBS + " && {dir}/main",
+        source_name="main.c",
+        build=(Rule("main.c", "{runtime} -Wall -O2 -o ./main $(find . -name '*.c' -not -path './.*') " + C_LIBS),),
+        exec=RUN_MAIN,
+    ),
+    Language(
+        name="cpp",
+        runtime_paths=("g++", "c++", "clang++"),
+        query="{runtime} -Wall -o {dir}/main {src} " + C_LIBS + " && {dir}/main",
+        source_name="main.cpp",
+        build=(
+            Rule("main.cpp", "{runtime} -Wall -O2 -o ./main $(find . -name '*.cpp' -not -path './.*') " + C_LIBS),
+        ),
+        exec=RUN_MAIN,
+        aliases=("c++",),
+    ),
+    Language(
+        name="java",
+        runtime_paths=("javac",),
+        query="cd {dir} && {runtime} Main.java && java -cp {dir} Main",
+        source_name="Main.java",
+        build=(Rule("Main.java", "{runtime} -d . $(find . -name '*.java' -not -path './.*')"),),
+        exec=(Rule("main/Main.class", "java main.Main"), Rule("Main.class", "java Main")),
+    ),
+    Language(
+        name="go",
+        runtime_paths=("go", "/usr/local/go/bin/go"),
+        query="{runtime} run {src}",
+        source_name="main.go",
+        build=(Rule("go.mod", "{runtime} build -o main ."), Rule("main.go", "{runtime} build -o main main.go")),
+        exec=(Rule("main", "./main"),),
+        aliases=("golang",),
+    ),
+    Language(
+        name="rust",
+        runtime_paths=("rustc",),
+        query="{runtime} -o {dir}/main {src} && {dir}/main",
+        source_name="main.rs",
+        build=(Rule("Cargo.toml", "cargo build --release"), Rule("main.rs", "{runtime} -O -o main main.rs")),
+        exec=(Rule("Cargo.toml", "cargo run --release"), Rule("main", "./main")),
+    ),
+    Language(
+        name="nodejs",
+        runtime_paths=("node", "nodejs"),
+        query="{runtime} {src}",
+        source_name="main.js",
+        build=(Rule("package.json", "npm install"),),
+        exec=(Rule("main.js", "{runtime} main.js"), Rule("package.json", "npm start")),
+        aliases=("node", "javascript"),
+    ),
+    Language(
+        name="r",
+        runtime_paths=("Rscript",),
+        query="{runtime} {src}",
+        source_name="main.R",
+        exec=(Rule("main.R", "{runtime} main.R"),),
+    ),
+    Language(
+        name="julia",
+        runtime_paths=("julia",),
+        query="{runtime} {src}",
+        source_name="main.jl",
+        exec=(Rule("main.jl", "{runtime} main.jl"),),
+    ),
+    Language(
+        name="php",
+        runtime_paths=("php",),
+        query="{runtime} {src}",
+        source_name="main.php",
+        source_prelude="<?php\n",
+        exec=(Rule("main.php", "{runtime} main.php"),),
+    ),
+    Language(
+        name="lua",
+        runtime_paths=("lua", "lua5.4", "lua5.3"),
+        query="{runtime} {src}",
+        source_name="main.lua",
+        exec=(Rule("main.lua", "{runtime} main.lua"),),
+    ),
+    Language(
+        name="haskell",
+        runtime_paths=("runhaskell",),
+        query="{runtime} {src}",
+        source_name="Main.hs",
+        build=(Rule("main.hs", "ghc --make -o main main.hs"), Rule("Main.hs", "ghc --make -o main Main.hs")),
+        exec=(Rule("main", "./main"),),
+    ),
+    Language(
+        name="octave",
+        runtime_paths=("octave-cli",),
+        query="{runtime} {src}",
+        source_name="main.m",
+        exec=(Rule("main.m", "{runtime} main.m"),),
+    ),
+)
+
+
+def _index() -> dict[str, Language]:
+    table: dict[str, Language] = {}
+    for lang in LANGUAGES:
+        for key in (lang.name, *lang.aliases):
+            assert key not in table, f"duplicate runtime-type {key}"
+            table[key] = lang
+    return table
+
+
+BY_NAME: dict[str, Language] = _index()
+
+
+def lookup(runtime_type: str) -> Language | None:
+    return BY_NAME.get(runtime_type.strip().lower())
+
+
+def known_types() -> list[str]:
+    return sorted(lang.name for lang in LANGUAGES)

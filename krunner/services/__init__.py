@@ -1,0 +1,1 @@
+"""Service ports: definitions, supervision, intrinsic services."""

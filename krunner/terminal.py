@@ -1,0 +1,229 @@
+"""PTY mode: an interactive shell on ports 2002 (keystrokes in) and 2003 (screen out).
+
+Wire format is upstream's: single-frame raw byte messages, SUB bound on 2002
+and a publisher bound on 2003.  Improvements that keep that format:
+
+* the publisher is an XPUB socket, so when a viewer subscribes (the first one,
+  or again after everyone left) the recent screen output (scrollback) is
+  replayed instead of being lost to the slow-joiner problem (RE-37);
+* the shell is respawned whenever it exits, with a short back-off when it dies
+  immediately;
+* control commands (``%ping``, ``%resize R C``) are parsed without argparse, so
+  bad input is an error message, never a crash (RE-35), and each command ends
+  with exactly one terminal record (RE-36).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Sequence
+
+import zmq
+import zmq.asyncio
+from ptyprocess import PtyProcess
+
+from .protocol import PTY_IN_PORT, PTY_OUT_PORT, Record
+from .transport import Outbox
+
+log = logging.getLogger("krunner.terminal")
+
+SCROLLBACK_BYTES = 64 * 1024
+READ_CHUNK = 64 * 1024
+USAGE = "usage: %ping | %resize <rows> <cols>\n"
+
+
+class Terminal:
+    def __init__(
+        self,
+        ctx: zmq.asyncio.Context,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str],
+        cwd: str,
+        in_port: int = PTY_IN_PORT,
+        out_port: int = PTY_OUT_PORT,
+    ) -> None:
+        self._zctx = ctx
+        self.argv = list(argv)
+        self.env = env
+        self.cwd = cwd
+        self.in_port, self.out_port = in_port, out_port
+        self.size = (24, 80)
+        self.proc: PtyProcess | None = None
+        self._fd: int | None = None
+        self._scrollback: collections.deque[bytes] = collections.deque()
+        self._scrollback_len = 0
+        self._subscribers = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._spawned_at = 0.0
+        self._quick_deaths = 0
+        self._sub: zmq.asyncio.Socket | None = None
+        self._pub: zmq.asyncio.Socket | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._sub = self._zctx.socket(zmq.SUB)
+        self._sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sub.setsockopt(zmq.LINGER, 0)
+        self._sub.bind(f"tcp://*:{self.in_port}")
+        self._pub = self._zctx.socket(zmq.XPUB)
+        self._pub.setsockopt(zmq.LINGER, 0)
+        self._pub.bind(f"tcp://*:{self.out_port}")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._input_loop()), loop.create_task(self._subscription_loop())]
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self.proc = PtyProcess.spawn(self.argv, cwd=self.cwd, env=self.env, dimensions=self.size)
+        self._fd = self.proc.fd
+        os.set_blocking(self._fd, False)
+        self._spawned_at = time.monotonic()
+        asyncio.get_running_loop().add_reader(self._fd, self._on_output)
+        log.info("terminal shell %s started (pid %d)", self.argv[0], self.proc.pid)
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        self._detach_fd()
+        self._kill_shell()
+        for sock in (self._sub, self._pub):
+            if sock is not None:
+                sock.close(linger=0)
+
+    def _kill_shell(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        for sig in (signal.SIGHUP, signal.SIGCONT, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(proc.pid, os.WNOHANG)
+
+    def _detach_fd(self) -> None:
+        if self._fd is not None:
+            asyncio.get_running_loop().remove_reader(self._fd)
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+            if self.proc is not None:
+                self.proc.closed = True
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _publish(self, data: bytes) -> None:
+        self._scrollback.append(data)
+        self._scrollback_len += len(data)
+        while self._scrollback_len > SCROLLBACK_BYTES and len(self._scrollback) > 1:
+            self._scrollback_len -= len(self._scrollback.popleft())
+        if self._pub is not None:
+            self._pub.send(data)
+
+    def _on_output(self) -> None:
+        assert self._fd is not None
+        try:
+            data = os.read(self._fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the shell and everything on the pty are gone
+            data = b""
+        if data:
+            self._publish(data)
+            return
+        self._detach_fd()
+        if not self._stopping:
+            asyncio.get_running_loop().create_task(self._respawn())
+
+    async def _respawn(self) -> None:
+        proc = self.proc
+        status = "?"
+        if proc is not None:
+            with contextlib.suppress(ChildProcessError, OSError):
+                _, raw = await asyncio.to_thread(os.waitpid, proc.pid, 0)
+                status = str(os.waitstatus_to_exitcode(raw))
+        lived = time.monotonic() - self._spawned_at
+        self._quick_deaths = self._quick_deaths + 1 if lived < 1.0 else 0
+        delay = min(0.2 * (2**self._quick_deaths), 5.0) if self._quick_deaths else 0.0
+        self._publish(f"\r\n[krunner] shell exited (status {status}); restarting...\r\n".encode())
+        await asyncio.sleep(delay)
+        if not self._stopping:
+            try:
+                self._spawn()
+            except Exception as exc:
+                log.error("cannot respawn the terminal shell: %s", exc)
+                self._publish(f"[krunner] cannot start {self.argv[0]}: {exc}\r\n".encode())
+
+    async def _subscription_loop(self) -> None:
+        assert self._pub is not None
+        while True:
+            msg = await self._pub.recv()
+            if not msg:
+                continue
+            if msg[0] == 1:
+                self._subscribers += 1
+                if self._subscribers == 1 and self._scrollback:
+                    self._pub.send(b"".join(self._scrollback))
+            elif msg[0] == 0:
+                self._subscribers = max(0, self._subscribers - 1)
+
+    # -- input -------------------------------------------------------------------------------
+
+    async def _input_loop(self) -> None:
+        assert self._sub is not None
+        while True:
+            frames = await self._sub.recv_multipart()
+            try:
+                await self._write(frames[0])
+            except OSError as exc:
+                log.debug("terminal input dropped: %s", exc)
+
+    async def _write(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        view = memoryview(data)
+        while view:
+            fd = self._fd
+            if fd is None:
+                return  # the shell is restarting; keystrokes for the dead shell are dropped
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                ready = loop.create_future()
+                loop.add_writer(fd, ready.set_result, None)
+                try:
+                    await asyncio.wait_for(ready, 5.0)
+                finally:
+                    loop.remove_writer(fd)
+
+    # -- control commands (over the `code` op) -----------------------------------------------
+
+    def handle_command(self, text: str, outbox: Outbox) -> int:
+        words = text.strip().split()
+        command = words[0] if words else ""
+        if command == "%ping" and len(words) == 1:
+            outbox.send(Record.STDOUT, b"pong!")
+            return 0
+        if command == "%resize":
+            try:
+                rows, cols = (int(w) for w in words[1:])
+                if not (0 < rows < 10000 and 0 < cols < 10000):
+                    raise ValueError
+            except ValueError:
+                outbox.send(Record.STDERR, b"%resize needs two positive integers: %resize <rows> <cols>\n")
+                return 2
+            self.size = (rows, cols)
+            if self.proc is not None and self._fd is not None:
+                with contextlib.suppress(OSError):
+                    self.proc.setwinsize(rows, cols)
+            outbox.send(Record.STDOUT, f"OK; terminal resized to {rows} lines and {cols} columns".encode())
+            return 0
+        outbox.send(Record.STDERR, f"Invalid command: {text.strip()[:80]!r}\n{USAGE}".encode())
+        return 127
