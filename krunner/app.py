@@ -43,7 +43,14 @@ async def serve(language: Language, runtime_path: str | None) -> int:
     except zmq.ZMQError as exc:
         log.error("cannot bind the REPL ports %d/%d: %s", ports["replin"], ports["replout"], exc)
         return 1
-    runner = Runner(language, runtime_path, outbox=channel.outbox, zmq_context=zctx, paths=paths)
+    runner = Runner(
+        language,
+        runtime_path,
+        outbox=channel.outbox,
+        zmq_context=zctx,
+        paths=paths,
+        pty_ports=(ports["ptyin"], ports["ptyout"]),
+    )
     dispatcher = Dispatcher(runner, channel.outbox)
 
     stop = asyncio.Event()

@@ -149,7 +149,9 @@ class ChildProcess:
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
-                pass_fds=tuple(extra.values()),
+                # Every fd Python or libzmq opens is close-on-exec, so only the fds
+                # placed by place_fds (made inheritable there) survive the exec.
+                close_fds=not extra,
                 preexec_fn=place_fds if extra else None,
             )
         except BaseException:

@@ -25,7 +25,15 @@ SSHD_PORT = 2200
 TTYD_PORT = 7681
 RESERVED_PORTS = frozenset({REPL_IN_PORT, REPL_OUT_PORT, PTY_IN_PORT, PTY_OUT_PORT, SSHD_PORT, TTYD_PORT})
 
-INTRINSIC_PORT_KEYS = {"replin": REPL_IN_PORT, "replout": REPL_OUT_PORT, "sshd": SSHD_PORT, "ttyd": TTYD_PORT}
+#: keys of /home/config/intrinsic-ports.json; ptyin/ptyout are our extension (the agent never writes them)
+INTRINSIC_PORT_KEYS = {
+    "replin": REPL_IN_PORT,
+    "replout": REPL_OUT_PORT,
+    "sshd": SSHD_PORT,
+    "ttyd": TTYD_PORT,
+    "ptyin": PTY_IN_PORT,
+    "ptyout": PTY_OUT_PORT,
+}
 
 
 class Op(str, enum.Enum):

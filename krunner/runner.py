@@ -18,7 +18,7 @@ import zmq.asyncio
 
 from .container import ContainerPaths, build_child_env, task_log_path
 from .jobs import JobRunner
-from .protocol import EXIT_NOTHING_TO_RUN, Op, Record
+from .protocol import EXIT_NOTHING_TO_RUN, PTY_IN_PORT, PTY_OUT_PORT, Op, Record
 from .runtimes.base import QueryEngineBase, RuntimeContext, resolve_runtime_path
 from .runtimes.languages import Language, QueryEngine
 from .runtimes.python import BATCH_SITE_DIR, PythonRepl
@@ -49,7 +49,9 @@ class Runner:
         outbox: Outbox,
         zmq_context: zmq.asyncio.Context,
         paths: ContainerPaths | None = None,
+        pty_ports: tuple[int, int] = (PTY_IN_PORT, PTY_OUT_PORT),
     ) -> None:
+        self.pty_ports = pty_ports
         self.language = language
         self.paths = paths or ContainerPaths()
         self.outbox = outbox
@@ -106,7 +108,14 @@ class Runner:
     async def _start_terminal(self) -> None:
         if not self.language.pty:
             return
-        self.terminal = Terminal(self.zmq_context, [self.runtime_path], env=self.env, cwd=str(self.paths.work_dir))
+        self.terminal = Terminal(
+            self.zmq_context,
+            [self.runtime_path],
+            env=self.env,
+            cwd=str(self.paths.work_dir),
+            in_port=self.pty_ports[0],
+            out_port=self.pty_ports[1],
+        )
         await self.terminal.start()
 
     async def _run_bootstrap(self) -> None:

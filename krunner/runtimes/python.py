@@ -12,6 +12,7 @@ next query.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -53,6 +54,60 @@ class PythonRepl(QueryEngineBase):
         self._input_tasks: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._busy = False
+        self._reset_streams()
+
+    # -- ordering of output and events --------------------------------------------------------
+    #
+    # Output (fds 1/2) and events (fd 3) travel on different pipes, so the loop may
+    # see output that was written *after* an event before the event itself.  Each
+    # event carries the number of bytes the child had written to stdout ("o") and
+    # stderr ("e") when it was sent; output is held back just long enough to be
+    # split at those positions.  "done" (and events without positions) release
+    # everything that was written before them.
+
+    def _reset_streams(self) -> None:
+        self._held: dict[str, bytearray] = {"o": bytearray(), "e": bytearray()}
+        self._forwarded: dict[str, int] = {"o": 0, "e": 0}
+        self._events: collections.deque[dict[str, Any]] = collections.deque()
+        self._pumping = False
+
+    def _on_output(self, stream: str, data: bytes) -> None:
+        self._held[stream] += data
+        if not self._pumping:
+            self._read_control()
+            self._pump()
+
+    def _forward(self, stream: str, upto: int | None = None) -> None:
+        held = self._held[stream]
+        if not held:
+            return
+        count = len(held) if upto is None else max(0, min(len(held), upto - self._forwarded[stream]))
+        if count == 0:
+            return
+        chunk = bytes(held[:count])
+        del held[:count]
+        self._forwarded[stream] += count
+        self.ctx.outbox.send(Record.STDOUT if stream == "o" else Record.STDERR, chunk)
+
+    def _pump(self) -> None:
+        self._pumping = True
+        try:
+            if self._events and self._child is not None:
+                self._child.drain()  # everything written before the queued events is now held
+            while self._events:
+                event = self._events.popleft()
+                for stream in ("o", "e"):
+                    pos = event.get(stream)
+                    last = event.get("ev") == "done" or not isinstance(pos, int)
+                    self._forward(stream, None if last else pos)
+                try:
+                    self._handle_event(event)
+                except Exception:
+                    log.exception("failed to handle REPL event %r", event.get("ev"))
+            self._forward("o")
+            self._forward("e")
+        finally:
+            self._pumping = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -67,14 +122,14 @@ class PythonRepl(QueryEngineBase):
         loop = asyncio.get_running_loop()
         ctl_r, ctl_w = os.pipe()
         cmd_r, cmd_w = os.pipe()
-        outbox = self.ctx.outbox
+        self._reset_streams()
         try:
             child = ChildProcess.spawn(
                 [self.ctx.runtime_path, str(REPL_SCRIPT)],
                 env=self.ctx.env,
                 cwd=self.ctx.cwd,
-                stdout_sink=lambda data: outbox.send(Record.STDOUT, data),
-                stderr_sink=lambda data: outbox.send(Record.STDERR, data),
+                stdout_sink=lambda data: self._on_output("o", data),
+                stderr_sink=lambda data: self._on_output("e", data),
                 extra_fds={3: ctl_w, 4: cmd_r},
             )
         except BaseException:
@@ -103,7 +158,9 @@ class PythonRepl(QueryEngineBase):
         code = await child.wait_exit()
         if child is not self._child:
             return
+        self._read_control()
         child.drain()
+        self._pump()
         self._close_control()
         err = ReplDied(f"exit status {code}")
         if self._ready is not None and not self._ready.done():
@@ -151,29 +208,30 @@ class PythonRepl(QueryEngineBase):
 
     # -- control channel ---------------------------------------------------------------------
 
-    def _on_control(self) -> None:
-        assert self._ctl_fd is not None
-        try:
-            data = os.read(self._ctl_fd, 1 << 20)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._close_control()
-            return
-        try:
-            events = self._decoder.feed(data)
-        except ValueError as exc:
-            log.error("bad control frame from the Python REPL: %s", exc)
-            return
-        if events and self._child is not None:
-            self._child.drain()  # output written before the event goes out first
-        for event in events:
+    def _read_control(self) -> bool:
+        """Read and decode whatever events are waiting on fd 3; False on EOF."""
+        fd = self._ctl_fd
+        if fd is None:
+            return False
+        while True:
             try:
-                self._handle_event(event)
-            except Exception:
-                log.exception("failed to handle REPL event %r", event.get("ev"))
+                data = os.read(fd, 1 << 20)
+            except BlockingIOError:
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                self._close_control()
+                return False
+            try:
+                self._events.extend(self._decoder.feed(data))
+            except ValueError as exc:
+                log.error("bad control frame from the Python REPL: %s", exc)
+
+    def _on_control(self) -> None:
+        self._read_control()
+        if not self._pumping:
+            self._pump()
 
     def _handle_event(self, event: dict[str, Any]) -> None:
         kind = event.get("ev")

@@ -35,6 +35,7 @@ import threading
 import time
 import traceback
 import types
+from typing import Callable
 
 CONTROL_FD = 3
 COMMAND_FD = 4
@@ -117,8 +118,42 @@ class FrameDecoder:
 # --------------------------------------------------------------------------
 
 
-def _make_text_stream(fd: int, errors: str) -> io.TextIOWrapper:
-    raw = io.FileIO(fd, "w", closefd=False)
+class _ByteCounter(object):
+    """Bytes written to one output fd through sys.stdout/sys.stderr (survives stream repair)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+class _CountingRaw(io.RawIOBase):
+    """A raw fd writer that counts bytes, so events can carry output positions.
+
+    The runner uses the positions to put each event exactly after the output
+    that preceded it, although output and events travel on different pipes.
+    """
+
+    def __init__(self, fd: int, counter: _ByteCounter) -> None:
+        super().__init__()
+        self._fd = fd
+        self._counter = counter
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, data) -> int:  # type: ignore[override]
+        written = os.write(self._fd, data)
+        self._counter.count += written
+        return written
+
+
+def _make_text_stream(fd: int, errors: str, counter: "_ByteCounter | None" = None) -> io.TextIOWrapper:
+    raw = _CountingRaw(fd, counter if counter is not None else _ByteCounter())
     buffered = io.BufferedWriter(raw, buffer_size=OUTPUT_BUFFER_SIZE)
     return io.TextIOWrapper(
         buffered, encoding="utf-8", errors=errors, line_buffering=False, write_through=False
@@ -129,8 +164,14 @@ class OutputStreams:
     """The user's stdout/stderr as block-buffered text streams over fds 1/2."""
 
     def __init__(self) -> None:
-        self.stdout = _make_text_stream(1, "surrogateescape")
-        self.stderr = _make_text_stream(2, "backslashreplace")
+        self.out_count = _ByteCounter()
+        self.err_count = _ByteCounter()
+        self.stdout = _make_text_stream(1, "surrogateescape", self.out_count)
+        self.stderr = _make_text_stream(2, "backslashreplace", self.err_count)
+
+    def positions(self) -> dict:
+        """Bytes written so far to stdout ("o") and stderr ("e") through the streams."""
+        return {"o": self.out_count.count, "e": self.err_count.count}
 
     def install(self) -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -141,10 +182,10 @@ class OutputStreams:
     def repair(self) -> None:
         """Recreate streams that user code closed."""
         if self.stdout.closed:
-            self.stdout = _make_text_stream(1, "surrogateescape")
+            self.stdout = _make_text_stream(1, "surrogateescape", self.out_count)
             sys.stdout = sys.__stdout__ = self.stdout
         if self.stderr.closed:
-            self.stderr = _make_text_stream(2, "backslashreplace")
+            self.stderr = _make_text_stream(2, "backslashreplace", self.err_count)
             sys.stderr = sys.__stderr__ = self.stderr
 
     def flush(self) -> None:
@@ -251,11 +292,11 @@ class ControlChannel:
         self._broken = False
 
     def send(self, event: dict) -> None:
-        frame = pack_frame(event)
         entered = self._guard.enter_critical()
         try:
             self._streams.flush()
             with self._lock:
+                frame = pack_frame(dict(event, **self._streams.positions()))
                 self._write_all(frame)
         finally:
             self._guard.leave_critical(entered)
@@ -538,25 +579,34 @@ class Displayer:
 
 
 class InlinePlots:
-    """Emits open matplotlib figures as PNG media events."""
+    """Emits open matplotlib figures as PNG media events.
+
+    The inline backend is an in-memory module named ``_krunner_inline``.  A
+    tiny meta-path finder creates it on demand, i.e. only when matplotlib
+    itself loads the backend, so matplotlib is never imported by the REPL.
+    """
 
     def __init__(self, displayer: Displayer) -> None:
         self._displayer = displayer
 
     def install_backend(self) -> None:
-        os.environ.setdefault("MPLBACKEND", "module://" + INLINE_BACKEND_MODULE)
-        sys.modules[INLINE_BACKEND_MODULE] = self._make_backend_module()
+        sys.meta_path.append(_InlineBackendFinder(self))
+        if "MPLBACKEND" in os.environ:
+            return
+        os.environ["MPLBACKEND"] = "module://" + INLINE_BACKEND_MODULE
+        # The backend module only exists in this process: keep the variable
+        # visible to matplotlib here (os.environ) but out of the C environment
+        # inherited by subprocesses, which could not import the backend.
+        if hasattr(os, "unsetenv"):
+            os.unsetenv("MPLBACKEND")
 
-    def _make_backend_module(self) -> types.ModuleType:
-        module = types.ModuleType(INLINE_BACKEND_MODULE)
-        module.__doc__ = "krunner inline matplotlib backend (delegates to Agg)."
+    def populate_backend(self, module: types.ModuleType) -> None:
+        """Fill the backend module: Agg's public API plus our show()."""
+        from matplotlib.backends import backend_agg
 
-        def __getattr__(name: str) -> object:
-            if name.startswith("__"):
-                raise AttributeError(name)
-            from matplotlib.backends import backend_agg
-
-            return getattr(backend_agg, name)
+        for name, value in vars(backend_agg).items():
+            if not name.startswith("_"):
+                module.__dict__[name] = value
 
         def show(*args: object, **kwargs: object) -> None:
             self.flush_figures()
@@ -564,10 +614,13 @@ class InlinePlots:
         def draw_if_interactive(*args: object, **kwargs: object) -> None:
             return None
 
-        module.__getattr__ = __getattr__  # type: ignore[attr-defined]
+        def __getattr__(name: str) -> object:
+            return getattr(backend_agg, name)
+
+        module.__doc__ = "krunner inline matplotlib backend (Agg + PNG media events)."
         module.show = show  # type: ignore[attr-defined]
         module.draw_if_interactive = draw_if_interactive  # type: ignore[attr-defined]
-        return module
+        module.__getattr__ = __getattr__  # type: ignore[attr-defined]
 
     def flush_figures(self) -> None:
         pyplot = sys.modules.get("matplotlib.pyplot")
@@ -583,6 +636,26 @@ class InlinePlots:
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")  # type: ignore[attr-defined]
         self._displayer.emit("image/png", _image_payload("image/png", buffer.getvalue()))
+
+
+class _InlineBackendFinder:
+    """Meta-path finder/loader providing only the in-memory inline backend."""
+
+    def __init__(self, plots: InlinePlots) -> None:
+        self._plots = plots
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        if fullname != INLINE_BACKEND_MODULE:
+            return None
+        import importlib.machinery
+
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: object) -> None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self._plots.populate_backend(module)
 
 
 # --------------------------------------------------------------------------
@@ -648,6 +721,15 @@ def print_exception(exc: BaseException) -> None:
         stderr.write("%s: %s\n" % (type(exc).__name__, exc))
 
 
+def _remember_last_exception(exc: BaseException) -> None:
+    """Like the interactive interpreter, so that pdb.pm() works."""
+    sys.last_type = type(exc)
+    sys.last_value = exc
+    sys.last_traceback = exc.__traceback__
+    if sys.version_info >= (3, 12):
+        sys.last_exc = exc  # type: ignore[attr-defined]
+
+
 def print_syntax_error(exc: BaseException) -> None:
     stderr = sys.stderr or sys.__stderr__
     stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
@@ -695,6 +777,7 @@ class CellExecutor:
         except SystemExit as exc:
             return system_exit_code(exc)
         except BaseException as exc:
+            _remember_last_exception(exc)
             print_exception(exc)
             return 1
         return 0
@@ -818,6 +901,13 @@ def _package_paths(package: str) -> list:
     return paths or []
 
 
+def _loaded_submodules(package: str) -> list:
+    """Names of already imported modules directly below ``package``."""
+    prefix = package + "."
+    tails = [name[len(prefix):] for name in list(sys.modules) if name.startswith(prefix)]
+    return [tail for tail in tails if tail and "." not in tail]
+
+
 def _callable_suffix(value: object, word: str) -> str:
     try:
         return word + "(" if callable(value) else word
@@ -862,13 +952,15 @@ class Completer:
             return [name for name in self._modules.top_level() if name.startswith(stem)]
         if not package or package.startswith("."):
             return []
-        names = self._modules.submodules(package)
+        names = set(self._modules.submodules(package))
+        names.update(_loaded_submodules(package))
         return [package + "." + name for name in names if name.startswith(stem)]
 
     def _from_import_matches(self, module_name: str, prefix: str) -> list:
         if module_name.startswith("."):
             return []
         names = set(self._modules.submodules(module_name))
+        names.update(_loaded_submodules(module_name))
         module = sys.modules.get(module_name)
         if module is not None:
             names.update(dir(module))
@@ -1056,21 +1148,24 @@ class Repl:
         install_input_hooks(self.inputs)
         builtins.display = self.displayer.display  # type: ignore[attr-defined]
         self.plots.install_backend()
-        self._start_threads()
+        self._start_thread(self.flusher.start)
 
-    def _start_threads(self) -> None:
-        previous = _block_sigint()  # helper threads inherit the blocked mask
+    def _start_thread(self, start: Callable[[], None]) -> None:
+        previous = _block_sigint()  # the new thread inherits the blocked mask
         try:
-            self.flusher.start()
-            reader = threading.Thread(target=self._read_commands, name="krunner-reader")
-            reader.daemon = True
-            reader.start()
+            start()
         finally:
             _restore_sigmask(previous)
+
+    def _start_reader(self) -> None:
+        reader = threading.Thread(target=self._read_commands, name="krunner-reader")
+        reader.daemon = True
+        reader.start()
 
     def run(self) -> int:
         version = "%d.%d.%d" % sys.version_info[:3]
         self.channel.send({"ev": "ready", "python": version, "pid": os.getpid()})
+        self._start_thread(self._start_reader)
         while True:
             command = self._commands.get()
             if command is _EOF:
@@ -1165,7 +1260,8 @@ class Repl:
     def _answer_completion(self, command: dict) -> None:
         try:
             code = command.get("code")
-            suggestions = self.completer.complete(code if isinstance(code, str) else "", command.get("cursor"))
+            code = code if isinstance(code, str) else ""
+            suggestions = self.completer.complete(code, command.get("cursor"))
         except Exception:
             suggestions = []
         self.channel.send({"ev": "completion", "id": command.get("id"), "suggestions": suggestions})

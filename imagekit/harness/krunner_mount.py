@@ -1,0 +1,67 @@
+"""How the kernel runner gets into a kernel container (volume + read-only overlays)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.types import Mount
+
+KRUNNER_VOLUME_TARGET = "/opt/backend.ai"
+ENTRYPOINT_TARGET = "/opt/kernel/entrypoint.sh"
+
+
+class KrunnerMountError(RuntimeError):
+    """A host path needed by a :class:`KrunnerMount` is missing."""
+
+
+@dataclass(frozen=True)
+class KrunnerMount:
+    """Mounts that provide the runner inside a kernel container.
+
+    * ``volume`` – Docker volume mounted read-only at ``/opt/backend.ai``;
+    * ``overlays`` – ``(host_path, container_path)`` pairs bind-mounted read-only
+      (e.g. the checkout's packages over the volume's ``site-packages``);
+    * ``entrypoint_host_path`` – mounted read-only at ``/opt/kernel/entrypoint.sh``.
+    """
+
+    volume: str
+    overlays: list[tuple[Path, str]] = field(default_factory=list)
+    entrypoint_host_path: Path | None = None
+
+    @classmethod
+    def dev_checkout(cls, repo_root: Path | None = None, *, client: docker.DockerClient | None = None) -> KrunnerMount:
+        """The dev krunner volume plus the checkout's ``krunner/`` and ``ai/`` packages."""
+        from imagekit.localenv.krunner_dev import DEV_SITE_PACKAGES, ensure_dev_krunner_volume
+
+        root = Path(repo_root) if repo_root is not None else Path(__file__).resolve().parents[2]
+        return cls(
+            volume=ensure_dev_krunner_volume(client=client),
+            overlays=[
+                (root / "krunner", f"{DEV_SITE_PACKAGES}/krunner"),
+                (root / "ai", f"{DEV_SITE_PACKAGES}/ai"),
+            ],
+            entrypoint_host_path=root / "krunner" / "container_files" / "entrypoint.sh",
+        )
+
+    def validate(self) -> None:
+        """Raise :class:`KrunnerMountError` if a host path is missing (Docker would fail obscurely)."""
+        for host, _ in self.overlays:
+            if not Path(host).exists():
+                raise KrunnerMountError(f"krunner overlay source {host} does not exist")
+        if self.entrypoint_host_path is not None:
+            ep = Path(self.entrypoint_host_path)
+            if not ep.is_file():
+                raise KrunnerMountError(f"entrypoint {ep} does not exist")
+            if not os.access(ep, os.X_OK):
+                raise KrunnerMountError(f"entrypoint {ep} is not executable (chmod +x it)")
+
+    def docker_mounts(self) -> list[Mount]:
+        """Docker ``Mount`` objects (all read-only); the daemon orders them parent-first."""
+        mounts = [Mount(KRUNNER_VOLUME_TARGET, self.volume, type="volume", read_only=True)]
+        mounts += [Mount(target, str(Path(host).resolve()), type="bind", read_only=True) for host, target in self.overlays]
+        if self.entrypoint_host_path is not None:
+            mounts.append(Mount(ENTRYPOINT_TARGET, str(Path(self.entrypoint_host_path).resolve()), type="bind", read_only=True))
+        return mounts

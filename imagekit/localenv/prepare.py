@@ -1,0 +1,80 @@
+"""``python -m imagekit.localenv prepare``: engine → base image → test images → krunner volume."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from docker.errors import DockerException
+
+from ._common import LocalEnvError, log
+from .base_image import ensure_base_image
+from .engine import ensure_engine
+from .krunner_dev import ensure_dev_krunner_volume
+from .test_images import TEST_IMAGES, ensure_test_images
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    base_image: str
+    test_images: dict[str, str]
+    krunner_volume: str | None
+    seconds: float
+
+
+def prepare(images: Sequence[str] | None = None, *, krunner_volume: bool = True) -> PrepareResult:
+    """Bring the whole local environment up; raises :class:`LocalEnvError` on failure."""
+    started = time.monotonic()
+    log("checking the Docker engine…")
+    client = ensure_engine()
+    log("ensuring the base image…")
+    base = ensure_base_image(client=client)
+    log(f"ensuring test images: {', '.join(images or TEST_IMAGES)}…")
+    tags = ensure_test_images(images, client=client, base_image=base)
+    volume = None
+    if krunner_volume:
+        log("ensuring the dev krunner volume…")
+        volume = ensure_dev_krunner_volume(client=client)
+    result = PrepareResult(base, tags, volume, time.monotonic() - started)
+    log(f"ready in {result.seconds:.1f}s: base={base} images={','.join(tags.values())} krunner-volume={volume}")
+    return result
+
+
+def _parse_names(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TEST_IMAGES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown image(s) {', '.join(unknown)}; known: {', '.join(TEST_IMAGES)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m imagekit.localenv",
+        description="Prepare the local Docker environment (engine, base image, test images, dev krunner volume).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="make everything needed by the docker tests (idempotent)")
+    p.add_argument("--images", type=_parse_names, default=None,
+                   help=f"comma-separated test images to build (default: all of {','.join(TEST_IMAGES)})")
+    p.add_argument("--no-krunner-volume", action="store_true", help="skip the dev krunner volume")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "prepare":
+        try:
+            prepare(args.images, krunner_volume=not args.no_krunner_volume)
+        except (LocalEnvError, DockerException, OSError) as e:
+            first = str(e).strip().splitlines()
+            detail = "\n".join(first[1:])
+            if detail:
+                print(detail, file=sys.stderr)
+            print(f"localenv: error: {first[0] if first else type(e).__name__}", file=sys.stderr)
+            return 2
+        return 0
+    return 2

@@ -1,0 +1,62 @@
+"""Registry of the kernel images used by the test-suite (``tests/images/<name>``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from ._common import LocalEnvError
+from .base_image import ensure_base_image
+from .engine import ensure_engine
+from .images import ensure_image
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_IMAGES_DIR = REPO_ROOT / "tests" / "images"
+
+
+@dataclass(frozen=True)
+class KernelTestImage:
+    name: str
+    runtime_type: str
+    runtime_path: str
+
+    @property
+    def context_dir(self) -> Path:
+        return TEST_IMAGES_DIR / self.name
+
+    @property
+    def tag(self) -> str:
+        return f"bai-test/{self.name}:latest"
+
+
+TEST_IMAGES: dict[str, KernelTestImage] = {
+    img.name: img
+    for img in (
+        KernelTestImage("python", "python", "/usr/bin/python3"),
+        KernelTestImage("gcc", "c", "/usr/bin/gcc"),
+        KernelTestImage("nodejs", "nodejs", "/usr/bin/node"),
+    )
+}
+
+
+def get_test_image(name: str) -> KernelTestImage:
+    try:
+        return TEST_IMAGES[name]
+    except KeyError:
+        raise LocalEnvError(f"unknown test image {name!r} (known: {', '.join(TEST_IMAGES)})") from None
+
+
+def ensure_test_images(
+    names: Iterable[str] | None = None,
+    *,
+    client: docker.DockerClient | None = None,
+    base_image: str | None = None,
+) -> dict[str, str]:
+    """Build (if needed) the named test images (default: all); return ``{name: tag}``."""
+    client = client or ensure_engine()
+    selected = [get_test_image(n) for n in (TEST_IMAGES if names is None else names)]
+    base = base_image or ensure_base_image(client=client)
+    return {img.name: ensure_image(img.context_dir, img.tag, base, client=client) for img in selected}

@@ -1,0 +1,162 @@
+"""Kernels for tests: the runner on the host (fast) or in a real container (docker).
+
+Both expose the same small interface (``client()``, ``pty_client()``, ``stop()``)
+so a protocol scenario is written once and runs against either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from imagekit.harness.client import AgentClient, PtyClient
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class HostKernel:
+    """``python -m krunner`` on the host with private dirs and loopback-only ports."""
+
+    def __init__(self, runtime_type: str, runtime_path: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="krunner-host-"))
+        self.work = self.tmp / "work"
+        self.config = self.tmp / "config"
+        self.work.mkdir()
+        self.config.mkdir()
+        self.ports = dict(zip(("replin", "replout", "ptyin", "ptyout"), free_ports(4)))
+        (self.config / "intrinsic-ports.json").write_text(json.dumps(self.ports))
+        full_env = dict(os.environ)
+        full_env.update(
+            {
+                "KRUNNER_WORK_DIR": str(self.work),
+                "KRUNNER_CONFIG_DIR": str(self.config),
+                "KRUNNER_SERVICE_DEFS_DIR": str(self.tmp / "service-defs"),
+                "BACKENDAI_INPUT_SOCKET": str(self.tmp / "input.sock"),
+                "KRUNNER_BIND_HOST": "127.0.0.1",
+                "PYTHONPATH": str(REPO_ROOT),
+            }
+        )
+        full_env.update(env or {})
+        argv = [sys.executable, "-m", "krunner", "--debug", runtime_type]
+        if runtime_path:
+            argv.append(runtime_path)
+        self.log_path = self.tmp / "runner.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, env=full_env, cwd=self.work, stdout=self._log, stderr=subprocess.STDOUT)
+        self._clients: list[AgentClient | PtyClient] = []
+
+    def client(self, timeout: float = 30.0) -> AgentClient:
+        self.close_clients()  # PUSH round-robins between peers: one agent at a time
+        c = AgentClient(self.ports["replin"], self.ports["replout"], timeout=timeout)
+        self._clients.append(c)
+        c.wait_ready(timeout=30)
+        return c
+
+    def pty_client(self) -> PtyClient:
+        c = PtyClient(self.ports["ptyin"], self.ports["ptyout"])
+        self._clients.append(c)
+        return c
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def close_clients(self) -> None:
+        for c in self._clients:
+            c.close()
+        self._clients.clear()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        self.close_clients()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> "HostKernel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class DockerKernel:
+    """A real kernel container started the way the agent starts it."""
+
+    def __init__(self, image: str, runtime_type: str, runtime_path: str | None = None, **kwargs: object) -> None:
+        from imagekit.harness.container import start_kernel_container
+        from imagekit.harness.krunner_mount import KrunnerMount
+
+        self.kc = start_kernel_container(
+            image, runtime_type, runtime_path, krunner=KrunnerMount.dev_checkout(REPO_ROOT), **kwargs
+        )
+        self._clients: list[AgentClient | PtyClient] = []
+
+    def client(self, timeout: float = 30.0) -> AgentClient:
+        self.close_clients()  # PUSH round-robins between peers: one agent at a time
+        c = AgentClient(self.kc.repl_in_port, self.kc.repl_out_port, timeout=timeout)
+        self._clients.append(c)
+        try:
+            c.wait_ready(timeout=60)
+        except TimeoutError:
+            raise AssertionError(f"runner did not answer status; container logs:\n{self.kc.logs()}") from None
+        return c
+
+    def pty_client(self) -> PtyClient:
+        c = PtyClient(self.kc.pty_in_port, self.kc.pty_out_port)
+        self._clients.append(c)
+        return c
+
+    def logs(self) -> str:
+        return self.kc.logs()
+
+    def exec_run(self, cmd: list[str] | str, user: str | None = None) -> tuple[int, str]:
+        return self.kc.exec_run(cmd, user=user)
+
+    def close_clients(self) -> None:
+        for c in self._clients:
+            c.close()
+        self._clients.clear()
+
+    def stop(self) -> None:
+        self.close_clients()
+        self.kc.stop()
+
+    def __enter__(self) -> "DockerKernel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
