@@ -201,7 +201,10 @@ class Runner:
             commands.append("make")
         commands += [r.command for r in rules if (cwd / r.when).exists()]
         if not commands:
-            if op is Op.BUILD and not rules:
+            if op is Op.BUILD and not lang.build_required:
+                if rules:
+                    wanted = ", ".join(r.when for r in rules)
+                    self.jobs.report(Record.STDERR, f"[krunner] nothing to build (no {wanted})\n", self.tasklog)
                 return 0
             wanted = ", ".join(r.when for r in rules) or "nothing"
             self.jobs.report(

@@ -66,6 +66,7 @@ class Terminal:
         self._quick_deaths = 0
         self._sub: zmq.asyncio.Socket | None = None
         self._pub: zmq.asyncio.Socket | None = None
+        self._pending_input = bytearray()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -88,6 +89,9 @@ class Terminal:
         self._spawned_at = time.monotonic()
         asyncio.get_running_loop().add_reader(self._fd, self._on_output)
         log.info("terminal shell %s started (pid %d)", self.argv[0], self.proc.pid)
+        if self._pending_input:
+            pending, self._pending_input = bytes(self._pending_input), bytearray()
+            asyncio.get_running_loop().create_task(self._write(pending))
 
     async def shutdown(self) -> None:
         self._stopping = True
@@ -191,8 +195,10 @@ class Terminal:
         view = memoryview(data)
         while view:
             fd = self._fd
-            if fd is None:
-                return  # the shell is restarting; keystrokes for the dead shell are dropped
+            if fd is None:  # the shell is restarting: keep the keystrokes for the new one
+                if len(self._pending_input) < 64 * 1024:
+                    self._pending_input += view
+                return
             try:
                 view = view[os.write(fd, view) :]
             except BlockingIOError:

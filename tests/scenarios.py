@@ -220,7 +220,7 @@ def python_interrupt(c: AgentClient) -> None:
 
 
 def python_big_output(c: AgentClient) -> None:
-    r = c.query("import sys\ndata = ''.join(chr(65 + (i * 7) % 26) for i in range(10_000_000))\nsys.stdout.write(data)")
+    r = c.query("import sys\ndata = ''.join(chr(65 + (i * 7) % 26) for i in range(10_000_000))\nn = sys.stdout.write(data)")
     assert r.exit_code == 0, r.stderr
     expected = "".join(chr(65 + (i * 7) % 26) for i in range(10_000_000)).encode()
     got = r.stdout_bytes

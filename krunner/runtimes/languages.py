@@ -7,9 +7,9 @@ substituted): ``{runtime}`` the runtime path (compiler or interpreter),
 
 Batch ``*`` heuristics: for ``build``, a ``Makefile`` in the working directory
 always wins (``make``); then the language's rules are tried in order, and the
-first rule whose ``when`` file exists runs.  When a language has rules but none
-matches, the step fails with 127 and a one-line explanation on stderr; when it
-has no rules, the step is a no-op (exit 0).
+first rule whose ``when`` file exists runs.  When no rule matches, ``exec``
+fails with 127 and a one-line explanation on stderr; ``build`` does the same
+for compiled languages (``build_required``) and is otherwise a no-op (exit 0).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Language:
     source_prelude: str = ""
     build: tuple[Rule, ...] = ()
     exec: tuple[Rule, ...] = ()
+    build_required: bool = False  # compiled languages: no build rule matching is an error
     input_support: bool = False
     pty: bool = False
     batch_env: dict[str, str] = field(default_factory=dict)
@@ -82,6 +83,7 @@ LANGUAGES: tuple[Language, ...] = (
         query="{runtime} -Wall -o {dir}/main {src} " + C_LIBS + " && {dir}/main",
         source_name="main.c",
         build=(Rule("main.c", "{runtime} -Wall -O2 -o ./main $(find . -name '*.c' -not -path './.*') " + C_LIBS),),
+        build_required=True,
         exec=RUN_MAIN,
     ),
     Language(
@@ -92,6 +94,7 @@ LANGUAGES: tuple[Language, ...] = (
         build=(
             Rule("main.cpp", "{runtime} -Wall -O2 -o ./main $(find . -name '*.cpp' -not -path './.*') " + C_LIBS),
         ),
+        build_required=True,
         exec=RUN_MAIN,
         aliases=("c++",),
     ),
@@ -101,6 +104,7 @@ LANGUAGES: tuple[Language, ...] = (
         query="cd {dir} && {runtime} Main.java && java -cp {dir} Main",
         source_name="Main.java",
         build=(Rule("Main.java", "{runtime} -d . $(find . -name '*.java' -not -path './.*')"),),
+        build_required=True,
         exec=(Rule("main/Main.class", "java main.Main"), Rule("Main.class", "java Main")),
     ),
     Language(
@@ -109,6 +113,7 @@ LANGUAGES: tuple[Language, ...] = (
         query="{runtime} run {src}",
         source_name="main.go",
         build=(Rule("go.mod", "{runtime} build -o main ."), Rule("main.go", "{runtime} build -o main main.go")),
+        build_required=True,
         exec=(Rule("main", "./main"),),
         aliases=("golang",),
     ),
@@ -118,6 +123,7 @@ LANGUAGES: tuple[Language, ...] = (
         query="{runtime} -o {dir}/main {src} && {dir}/main",
         source_name="main.rs",
         build=(Rule("Cargo.toml", "cargo build --release"), Rule("main.rs", "{runtime} -O -o main main.rs")),
+        build_required=True,
         exec=(Rule("Cargo.toml", "cargo run --release"), Rule("main", "./main")),
     ),
     Language(
@@ -164,6 +170,7 @@ LANGUAGES: tuple[Language, ...] = (
         query="{runtime} {src}",
         source_name="Main.hs",
         build=(Rule("main.hs", "ghc --make -o main main.hs"), Rule("Main.hs", "ghc --make -o main Main.hs")),
+        build_required=True,
         exec=(Rule("main", "./main"),),
     ),
     Language(
