@@ -53,12 +53,12 @@ def runner_rss_kib(kernel) -> int:
     # the runner is the process whose cmdline mentions ai.backend.kernel; sum nothing else
     script = (
         "for p in /proc/[0-9]*; do "
-        "if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'ai.backend.kernel'; then "
+        "if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/opt/backend.ai/bin/python -s -m ai.backend.kernel'; then "
         "grep VmRSS $p/status; fi; done"
     )
     _, out = kernel.exec_run(["sh", "-c", script])
     values = [int(line.split()[1]) for line in out.splitlines() if line.startswith("VmRSS")]
-    return min(values) if values else -1
+    return max(values) if values else -1
 
 
 def main() -> int:
@@ -86,13 +86,15 @@ def main() -> int:
             client.wait_ready(timeout=60)
             for _ in range(20):  # warm up
                 timed_query(client, "x = 1")
+            time.sleep(1.0)
+            rss = runner_rss_kib(kernel)
             samples = sorted(timed_query(client, "x = 1")[0] for _ in range(args.rounds))
             p50 = samples[len(samples) // 2]
             p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
             lines_t, lines_bytes = median_of(client, "for i in range(100_000):\n    print(i)", 5)
             big_t, big_bytes = median_of(client, "print('x' * 10_000_000)", 5)
             time.sleep(1.0)
-            rss = runner_rss_kib(kernel)
+            rss_after = runner_rss_kib(kernel)
 
     rows += [
         ("trivial query p50", f"{p50 * 1000:.2f} ms (p99 {p99 * 1000:.2f} ms, n={args.rounds})"),
@@ -100,7 +102,7 @@ def main() -> int:
         ("10 MB print", f"{big_t * 1000:.1f} ms ({big_bytes} bytes, median of 5)"),
         ("cold start → status", f"{statistics.median(cold_status):.2f} s (median of {args.cold_starts})"),
         ("cold start → first query", f"{statistics.median(cold_query):.2f} s (median of {args.cold_starts})"),
-        ("runner RSS idle", f"{rss / 1024:.1f} MB"),
+        ("runner RSS idle", f"{rss / 1024:.1f} MB ({rss_after / 1024:.1f} MB after the 10 MB runs)"),
     ]
     print(f"krunner benchmark — {time.strftime('%Y-%m-%d')} — {platform.node()} "
           f"({platform.machine()}, {platform.system()} {platform.release()}), image {args.image}")

@@ -21,7 +21,7 @@ from typing import IO
 
 log = logging.getLogger("krunner.proc")
 
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 PIPE_SIZE = 1024 * 1024
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 

@@ -72,10 +72,16 @@ class PythonRepl(QueryEngineBase):
         self._pumping = False
 
     def _on_output(self, stream: str, data: bytes) -> None:
+        if self._pumping:
+            self._held[stream] += data
+            return
+        self._read_control()
+        if not self._events and not self._held[stream]:  # the common case: no event to order against
+            self._forwarded[stream] += len(data)
+            self.ctx.outbox.send(Record.STDOUT if stream == "o" else Record.STDERR, data)
+            return
         self._held[stream] += data
-        if not self._pumping:
-            self._read_control()
-            self._pump()
+        self._pump()
 
     def _forward(self, stream: str, upto: int | None = None) -> None:
         held = self._held[stream]

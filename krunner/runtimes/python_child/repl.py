@@ -219,11 +219,20 @@ class Flusher:
         self._active.clear()
 
     def _run(self) -> None:
+        # Flush only when output stalled: while a cell prints a lot, the buffers
+        # flush themselves whenever they fill, and flushing from this thread too
+        # would only fight the main thread for the GIL and the buffer locks.
+        last = None
         while True:
             self._active.wait()
             time.sleep(self._interval)
-            if self._active.is_set():
+            if not self._active.is_set():
+                continue
+            now = self._streams.positions()
+            if now == last:
                 self._streams.flush()
+                now = self._streams.positions()
+            last = now
 
 
 class InterruptGuard:
