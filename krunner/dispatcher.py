@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .protocol import (
     EXIT_INTERNAL_ERROR,
@@ -135,20 +135,35 @@ class Dispatcher:
 
     # -- background ops ----------------------------------------------------------------------
 
-    async def _on_complete(self, payload: bytes) -> None:
-        reply = CompletionPayload(suggestions=[])
+    async def _reply(
+        self,
+        record: Record,
+        what: str,
+        failed: Callable[[str], BaseModel],
+        work: Callable[[], Awaitable[BaseModel]],
+    ) -> None:
+        """Run ``work`` and send exactly one ``record``: its result, or ``failed(reason)``."""
+        result = failed("internal error")
         try:
-            request = CompleteRequest.model_validate(parse_json_payload(payload))
-            reply.suggestions = await self.runner.complete(request.text, request.cursor)
+            result = await work()
         except ValidationError as exc:
-            reply.error = f"bad complete request: {validation_message(exc)}"
+            result = failed(f"bad {what} request: {validation_message(exc)}")
         except ValueError as exc:
-            reply.error = f"bad complete request: {exc}"
+            result = failed(f"bad {what} request: {exc}")
         except Exception as exc:
-            log.exception("completion failed")
-            reply.error = f"completion failed: {exc}"
+            log.exception("%s failed", what)
+            result = failed(f"{what} failed: {exc}")
         finally:
-            self.outbox.send(Record.COMPLETION, encode_json(reply))
+            self.outbox.send(record, encode_json(result))
+
+    async def _on_complete(self, payload: bytes) -> None:
+        async def work() -> CompletionPayload:
+            request = CompleteRequest.model_validate(parse_json_payload(payload))
+            return CompletionPayload(suggestions=await self.runner.complete(request.text, request.cursor))
+
+        await self._reply(
+            Record.COMPLETION, "complete", lambda why: CompletionPayload(suggestions=[], error=why), work
+        )
 
     async def _on_event(self, payload: bytes) -> None:
         try:
@@ -162,19 +177,13 @@ class Dispatcher:
             log.info("event %r: %r", event.type, event.data)
 
     async def _on_start_service(self, payload: bytes) -> None:
-        result = ServiceResult(status="failed", error="internal error")
-        try:
+        async def work() -> ServiceResult:
             request = StartServiceRequest.model_validate(parse_json_payload(payload))
-            result = await self.runner.services.start(request)
-        except ValidationError as exc:
-            result = ServiceResult(status="failed", error=f"bad start-service request: {validation_message(exc)}")
-        except ValueError as exc:
-            result = ServiceResult(status="failed", error=f"bad start-service request: {exc}")
-        except Exception as exc:
-            log.exception("start-service failed")
-            result = ServiceResult(status="failed", error=str(exc))
-        finally:
-            self.outbox.send(Record.SERVICE_RESULT, encode_json(result))
+            return await self.runner.services.start(request)
+
+        await self._reply(
+            Record.SERVICE_RESULT, "start-service", lambda why: ServiceResult(status="failed", error=why), work
+        )
 
     async def _on_shutdown_service(self, payload: bytes) -> None:
         try:
@@ -187,16 +196,15 @@ class Dispatcher:
         await self.runner.services.shutdown(raw)
 
     async def _on_start_model_service(self, payload: bytes) -> None:
-        result = ModelServiceResult(status="failed", error="internal error")
-        try:
+        async def work() -> ModelServiceResult:
             config = parse_json_payload(payload)
             if not isinstance(config, dict):
                 raise ValueError("expected a JSON object")
-            result = await self.runner.services.start_model(config)
-        except ValueError as exc:
-            result = ModelServiceResult(status="failed", error=f"bad start-model-service request: {exc}")
-        except Exception as exc:
-            log.exception("start-model-service failed")
-            result = ModelServiceResult(status="failed", error=str(exc))
-        finally:
-            self.outbox.send(Record.MODEL_SERVICE_RESULT, encode_json(result))
+            return await self.runner.services.start_model(config)
+
+        await self._reply(
+            Record.MODEL_SERVICE_RESULT,
+            "start-model-service",
+            lambda why: ModelServiceResult(status="failed", error=why),
+            work,
+        )
