@@ -50,6 +50,7 @@ async def serve(language: Language, runtime_path: str | None) -> int:
         zmq_context=zctx,
         paths=paths,
         pty_ports=(ports["ptyin"], ports["ptyout"]),
+        intrinsic_ports={"sshd": ports["sshd"], "ttyd": ports["ttyd"]},
     )
     dispatcher = Dispatcher(runner, channel.outbox)
 

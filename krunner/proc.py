@@ -235,7 +235,8 @@ class ChildProcess:
 
     async def terminate(self, first: int = signal.SIGINT, grace: float = 2.0) -> None:
         """Signal the group with ``first``, escalating to SIGTERM and SIGKILL."""
-        for sig in (first, signal.SIGTERM, signal.SIGKILL):
+        sequence = [first] + [s for s in (signal.SIGTERM, signal.SIGKILL) if s != first]
+        for sig in sequence:
             if not self.signal_group(sig) and self.returncode is not None:
                 return
             if sig == signal.SIGKILL:

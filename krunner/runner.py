@@ -24,6 +24,7 @@ from .runtimes.languages import Language, QueryEngine
 from .runtimes.python import BATCH_SITE_DIR, PythonRepl
 from .runtimes.snippet import NoQuery, ShellQuery, SnippetQuery
 from .services.manager import ServiceManager
+from .services.model_service import ModelServices
 from .tasklog import TaskLog
 from .terminal import Terminal
 from .transport import Outbox
@@ -50,6 +51,7 @@ class Runner:
         zmq_context: zmq.asyncio.Context,
         paths: ContainerPaths | None = None,
         pty_ports: tuple[int, int] = (PTY_IN_PORT, PTY_OUT_PORT),
+        intrinsic_ports: dict[str, int] | None = None,
     ) -> None:
         self.pty_ports = pty_ports
         self.language = language
@@ -74,7 +76,15 @@ class Runner:
         if self.broker is not None:
             self.broker.before_prompt = self.engine.drain
         self.input_server = InputSocketServer(self.paths.input_socket, self.broker)
-        self.services = ServiceManager(self.paths.service_defs_dir)
+        self.services = ServiceManager(
+            self.paths.service_defs_dir,
+            env=self.env,
+            paths=self.paths,
+            runtime_path=self.runtime_path,
+            intrinsic_ports=intrinsic_ports,
+        )
+        self.services.models = ModelServices(self.services, outbox.send)
+        self._background: set[asyncio.Task[None]] = set()
         self.terminal: Terminal | None = None
         self.tasklog = TaskLog(task_log_path(self.paths, os.environ.get("BACKENDAI_KERNEL_ID")))
         self.ready = asyncio.Event()  # set when serial ops may run
@@ -95,6 +105,9 @@ class Runner:
                 await step()
             except Exception as exc:
                 log.error("init: %s failed: %s", name, exc)
+        intrinsic = asyncio.get_running_loop().create_task(self.services.start_intrinsic())
+        self._background.add(intrinsic)
+        intrinsic.add_done_callback(self._background.discard)
         await self._run_bootstrap()
         self.ready.set()
         log.info("runner ready: runtime %s (%s)", self.language.name, self.runtime_path)

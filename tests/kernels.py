@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from imagekit.harness.client import AgentClient, PtyClient
@@ -37,8 +38,16 @@ def free_ports(count: int) -> list[int]:
 class HostKernel:
     """``python -m krunner`` on the host with private dirs and loopback-only ports."""
 
-    def __init__(self, runtime_type: str, runtime_path: str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        runtime_type: str,
+        runtime_path: str | None = None,
+        env: dict[str, str] | None = None,
+        service_defs: Callable[[Path], None] | None = None,
+    ) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="krunner-host-"))
+        if service_defs is not None:
+            service_defs(self.tmp / "service-defs")
         self.work = self.tmp / "work"
         self.config = self.tmp / "config"
         self.work.mkdir()

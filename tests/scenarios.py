@@ -251,3 +251,118 @@ def python_completion(c: AgentClient) -> None:
     time.sleep(0.2)
     assert "my_variable" in c.complete("my_va").suggestions
     assert c.collect().exit_code == 0
+
+# ----------------------------------------------------------------------------- services
+
+SERVE = "import http.server as h, sys; h.ThreadingHTTPServer(('0.0.0.0', int(sys.argv[1])), h.SimpleHTTPRequestHandler).serve_forever()"
+
+SERVICE_DEFS: dict[str, object] = {
+    "web": {"command": ["{runtime_path}", "-c", SERVE, "{ports[0]}"], "url_template": "http://{host}:{port}/"},
+    "slow": {"command": ["sh", "-c", "sleep 2; exec \"$0\" -c \"$1\" \"$2\"", "{runtime_path}", SERVE, "{ports[0]}"], "launch_timeout": 15},
+    "dies": {"command": ["sh", "-c", "echo about to fail >&2; exit 3"]},
+    "missing": {"command": ["/no/such/binary", "--port", "{ports[0]}"]},
+    "noop": {"noop": True},
+    "scripted": {
+        "prestart": [
+            {"action": "write_tempfile", "args": {"body": ["import http.server as h\n",
+             "h.ThreadingHTTPServer(('0.0.0.0', {ports[0]}), h.SimpleHTTPRequestHandler).serve_forever()\n"]}, "ref": "script"},
+            {"action": "log", "args": {"body": "starting {script}"}},
+        ],
+        "command": ["{runtime_path}", "{script}"],
+        "allowed_arguments": ["--unused"],
+    },
+    "broken": {"command": ["true"], "comand": "typo"},
+    "badtemplate": {"command": ["echo", "{ports.count}"]},
+    "notjson": "{ this is not json",
+}
+
+
+def write_service_defs(directory) -> None:
+    import json as _json
+    from pathlib import Path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, body in SERVICE_DEFS.items():
+        text = body if isinstance(body, str) else _json.dumps(body)
+        (directory / f"{name}.json").write_text(text)
+
+
+def _http_get(port: int, timeout: float = 5.0) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as resp:
+        return resp.status
+
+
+def port_is_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def services_lifecycle(c: AgentClient, ports: dict[str, int], host_port, is_open=port_is_open) -> None:
+    """get-apps, start/running/shutdown, failures reported fast and precisely, broken files isolated.
+
+    ``ports`` maps service names to container ports; ``host_port`` maps a container
+    port to the 127.0.0.1 port to connect to; ``is_open`` tells whether a container
+    port accepts connections (seen from inside: Docker's proxy always accepts).
+    """
+
+    def request(name: str, **extra: object) -> dict:
+        port = ports.get(name, 9)
+        return {"name": name, "port": port, "ports": [port], "protocol": "http", "options": {}, **extra}
+
+    apps = {a.name: a for a in c.get_apps().data}
+    assert {"web", "slow", "dies", "missing", "noop", "scripted"} <= set(apps)
+    assert not {"broken", "badtemplate", "notjson"} & set(apps)
+    assert apps["web"].url_template == "http://{host}:{port}/"
+    assert apps["scripted"].allowed_arguments == ["--unused"]
+    assert [a.name for a in c.get_apps("web").data] == ["web"]
+
+    assert c.start_service(request("web")).status == "started"
+    assert _http_get(host_port(ports["web"])) == 200
+    assert c.start_service(request("web")).status == "running"
+
+    t0 = time.monotonic()
+    c.send("shutdown-service", json.dumps("web"))
+    status_and_apps(c)  # the reader is not blocked by the shutdown
+    deadline = time.monotonic() + 3.0
+    while is_open(ports["web"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_open(ports["web"]), "port still open 3 s after shutdown-service"
+    assert time.monotonic() - t0 < 3.5
+    assert c.start_service(request("web")).status == "started", "restart after shutdown"
+
+    t0 = time.monotonic()
+    res = c.start_service(request("dies"))
+    assert res.status == "failed" and time.monotonic() - t0 < 5
+    assert "exited with code 3" in res.error and "about to fail" in res.error, res.error
+
+    res = c.start_service(request("missing"))
+    assert res.status == "failed" and "not found" in res.error and "/no/such/binary" in res.error
+
+    assert c.start_service(request("slow")).status == "started"
+    assert _http_get(host_port(ports["slow"])) == 200
+
+    assert c.start_service(request("scripted")).status == "started"
+    assert _http_get(host_port(ports["scripted"])) == 200
+    res = c.start_service(request("web", options={"arguments": {"--evil": "1"}}))
+    assert res.status == "running"
+    res = c.start_service(request("scripted", options={"arguments": {"--evil": "1"}}))
+    assert res.status == "running"
+
+    assert c.start_service(request("noop")).status == "started"
+    res = c.start_service(request("broken"))
+    assert res.status == "failed" and "comand" in res.error and "unknown key" in res.error
+    res = c.start_service(request("badtemplate"))
+    assert res.status == "failed" and "attribute access" in res.error
+    res = c.start_service(request("notjson"))
+    assert res.status == "failed" and "invalid JSON" in res.error
+    res = c.start_service(request("nosuchservice"))
+    assert res.status == "failed" and "unsupported service" in res.error
+    assert c.start_service({"name": "anything", "port": 1, "ports": [1], "protocol": "preopen", "options": {}}).status == "started"
+    for name in ("web", "slow", "scripted"):
+        c.send("shutdown-service", json.dumps(name))

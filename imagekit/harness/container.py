@@ -254,11 +254,13 @@ def start_kernel_container(
     debug: bool = False,
     name_prefix: str = "bai-test",
     client: docker.DockerClient | None = None,
+    extra_mounts: Sequence[tuple[Path, str]] = (),
 ) -> KernelContainer:
     """Create and start a kernel container like the agent does; return a :class:`KernelContainer`.
 
     ``env`` goes to the Docker ``Env`` and to ``environ.txt``; ``environ_txt`` entries
     are written to ``/home/config/environ.txt`` only (on top of the whole env).
+    ``extra_mounts`` are ``(host_path, container_path)`` read-only binds (e.g. service-defs).
     """
     if client is None:
         from imagekit.localenv.engine import ensure_engine
@@ -278,6 +280,7 @@ def start_kernel_container(
         Mount("/home/work", str(scratch / "work"), type="bind"),
         Mount("/home/config", str(scratch / "config"), type="bind", read_only=True),
         *krunner.docker_mounts(),
+        *(Mount(target, str(source), type="bind", read_only=True) for source, target in extra_mounts),
     ]
     ports = {f"{p}/tcp": (PUBLISH_HOST, None) for p in (*KERNEL_PORTS, *extra_ports)}
     name = f"{name_prefix}.{short_image_name(image)}.{kernel_id[:8]}"

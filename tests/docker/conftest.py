@@ -6,6 +6,9 @@ import pytest
 
 from tests.kernels import DockerKernel
 
+#: built for every docker test session; heavier images are prepared by the fixtures that need them
+CORE_IMAGES = ("python", "gcc", "nodejs")
+
 
 @pytest.fixture(scope="session")
 def localenv():
@@ -16,7 +19,7 @@ def localenv():
     from imagekit.localenv.prepare import prepare
 
     try:
-        prepare()
+        prepare(images=CORE_IMAGES)
     except Exception as exc:  # noqa: BLE001 - report any environment failure as a test error
         pytest.fail(f"cannot prepare the local Docker environment: {exc}", pytrace=False)
 

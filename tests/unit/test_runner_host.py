@@ -130,3 +130,9 @@ def test_app_runtime_has_no_query_mode():
         r = c.query("print(1)")
         assert r.exit_code == 127
         assert len(r.stderr.strip().splitlines()) == 1 and "no query mode" in r.stderr
+
+
+def test_services_lifecycle():
+    ports = dict(zip(("web", "slow", "scripted"), __import__("tests.kernels", fromlist=["free_ports"]).free_ports(3)))
+    with HostKernel("python", sys.executable, service_defs=scenarios.write_service_defs) as k:
+        scenarios.services_lifecycle(k.client(), ports, lambda p: p)

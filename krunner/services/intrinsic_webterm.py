@@ -1,0 +1,38 @@
+"""The intrinsic web terminal (service name ``ttyd``): a bundled ttyd binary, else krunner's own.
+
+krunner's web terminal (:mod:`krunner.webterm`) speaks ttyd's protocol and is
+used when its front-end assets are present; an image or bundle that ships a
+real ``/opt/kernel/ttyd`` gets that instead, started the way upstream does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .launch import LaunchSpec
+
+KERNEL_DIR = Path(os.environ.get("KRUNNER_KERNEL_DIR", "/opt/kernel"))
+DEFAULT_ASSETS = Path(os.environ.get("KRUNNER_WEBTERM_ASSETS", str(KERNEL_DIR / "webterm-assets")))
+SHELLS = ("/bin/zsh", "/bin/bash", "/bin/ash", "/bin/sh")
+
+
+def _shell() -> str:
+    return next((s for s in SHELLS if Path(s).exists()), "/bin/sh")
+
+
+def available() -> bool:
+    return (KERNEL_DIR / "ttyd").exists() or DEFAULT_ASSETS.is_dir()
+
+
+def launch(port: int) -> LaunchSpec | None:
+    shell = _shell()
+    ttyd = KERNEL_DIR / "ttyd"
+    if ttyd.exists():
+        return LaunchSpec(argv=[str(ttyd), "-W", "-p", str(port), shell], launch_timeout=10)
+    if DEFAULT_ASSETS.is_dir():
+        from .manager import python_module_argv
+
+        argv = python_module_argv("krunner.webterm", "--port", str(port), "--shell", shell, "--assets", str(DEFAULT_ASSETS))
+        return LaunchSpec(argv=argv, launch_timeout=10)
+    return None

@@ -1,0 +1,15 @@
+"""What it takes to spawn one service process (shared by definitions and intrinsic services)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_LAUNCH_TIMEOUT = 60.0
+
+
+@dataclass
+class LaunchSpec:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # on top of the runner's child environment
+    cwd: str | None = None  # default: the working directory (/home/work)
+    launch_timeout: float = DEFAULT_LAUNCH_TIMEOUT

@@ -1,0 +1,189 @@
+"""Inference (model) services: ``start-model-service`` and health checks (spec §8).
+
+Differences from upstream, wire format unchanged:
+
+* the reply comes within the agent's own wait (``max_retries × max_wait_time + 10``
+  s with health checks, else 10 s): if the process is alive but its port is not
+  open yet, the reply is ``started`` and health reporting takes over, instead
+  of the agent destroying the kernel on its own timeout (BAI#13684, RE-26);
+* a process that dies before its port opens is reported with the real reason;
+* health probes are plain asyncio HTTP requests with a timeout, any status
+  equal to ``expected_status_code`` is healthy (not only 2xx), and every
+  failure kind counts — the loop never dies silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..protocol import ModelServiceResult, ModelServiceStatus, Record, StartServiceRequest, encode_json, validation_message
+from .model import PrestartAction, ServiceDefinition
+from .supervisor import StartFailed
+
+log = logging.getLogger("krunner.services.model")
+
+REPLY_MARGIN = 2.0
+
+
+class HealthCheck(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    enable: bool = True
+    path: str = "/"
+    interval: float = Field(10.0, gt=0)
+    max_retries: int = Field(10, ge=0)
+    max_wait_time: float = Field(15.0, gt=0)
+    expected_status_code: int = 200
+    initial_delay: float = Field(0.0, ge=0)
+
+
+class ModelServiceSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    pre_start_actions: list[PrestartAction] = []
+    start_command: Union[str, list[str]]
+    shell: Optional[str] = "/bin/bash"
+    port: int = Field(gt=1, lt=65536)
+    health_check: Optional[HealthCheck] = None
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    model_path: str
+    service: Optional[ModelServiceSpec] = None
+
+
+def agent_wait(spec: ModelServiceSpec) -> float:
+    """How long the agent waits for ``model-service-result`` (spec §2.5.5)."""
+    hc = spec.health_check
+    if hc is not None and hc.enable:
+        return hc.max_retries * hc.max_wait_time + 10
+    return 10.0
+
+
+async def http_status(port: int, path: str, timeout: float) -> int:
+    """Status code of ``GET http://127.0.0.1:<port><path>`` (raises OSError/TimeoutError)."""
+
+    async def probe() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            line = await reader.readline()
+            parts = line.decode("latin-1").split()
+            if len(parts) < 2 or not parts[1].isdigit():
+                raise OSError(f"not an HTTP response: {line[:40]!r}")
+            return int(parts[1])
+        finally:
+            writer.close()
+
+    return await asyncio.wait_for(probe(), timeout)
+
+
+class ModelServices:
+    def __init__(self, manager, send: Callable[[Record, bytes], None]) -> None:
+        self.manager = manager
+        self.send = send
+        self.health_tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def start(self, raw: dict) -> ModelServiceResult:
+        try:
+            config = ModelConfig.model_validate(raw)
+        except ValidationError as exc:
+            return ModelServiceResult(status="failed", error=f"bad model config: {validation_message(exc)}")
+        spec = config.service
+        if spec is None:
+            return ModelServiceResult(status="failed", error=f"model {config.name}: service info not provided")
+        if not Path(config.model_path).is_dir():
+            return ModelServiceResult(status="failed", error=f"the model directory does not exist: {config.model_path}")
+        name = f"{config.name}-{spec.port}"
+        budget = max(1.0, agent_wait(spec) - REPLY_MARGIN)
+        try:
+            definition = ServiceDefinition(
+                command=spec.start_command,
+                shell=spec.shell or None,
+                prestart_actions=spec.pre_start_actions,
+                launch_timeout=budget,
+            )
+        except ValidationError as exc:
+            return ModelServiceResult(status="failed", error=f"bad model service: {validation_message(exc)}")
+        self.manager.add_definition(name, definition)
+        request = StartServiceRequest(name=name, port=spec.port, ports=[spec.port], protocol="http")
+        t0 = time.monotonic()
+        result = await self._start_within_budget(name, definition, request, config.model_path)
+        log.info("model service %s: %s after %.1f s", name, result.status, time.monotonic() - t0)
+        if result.status != "failed":
+            self._start_health(config.name, spec)
+        return result
+
+    async def _start_within_budget(
+        self, name: str, definition: ServiceDefinition, request: StartServiceRequest, cwd: str
+    ) -> ModelServiceResult:
+        manager = self.manager
+        async with manager._locks[name]:
+            if manager.supervisor.is_running(name):
+                return ModelServiceResult(status="running")
+            try:
+                launch = await manager.build_launch(name, definition, request, cwd=cwd)
+                # alive but not listening yet when the agent's wait runs out: report "started"
+                await manager.supervisor.start(name, launch, request.ports, keep_on_timeout=True)
+            except StartFailed as exc:
+                return ModelServiceResult(status="failed", error=str(exc))
+            except Exception as exc:  # template/action/argument errors: report them, not a generic text
+                return ModelServiceResult(status="failed", error=str(exc))
+        return ModelServiceResult(status="started")
+
+    def _start_health(self, model_name: str, spec: ModelServiceSpec) -> None:
+        hc = spec.health_check
+        if hc is None or not hc.enable:
+            self._report(model_name, True)
+            return
+        old = self.health_tasks.pop(model_name, None)
+        if old is not None:
+            old.cancel()
+        self.health_tasks[model_name] = asyncio.get_running_loop().create_task(
+            self._health_loop(model_name, spec.port, hc)
+        )
+
+    def _report(self, model_name: str, healthy: bool) -> None:
+        self.send(Record.MODEL_SERVICE_STATUS, encode_json(ModelServiceStatus(model_name=model_name, is_healthy=healthy)))
+
+    async def _health_loop(self, model_name: str, port: int, hc: HealthCheck) -> None:
+        await asyncio.sleep(hc.initial_delay)
+        healthy: bool | None = None
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                status = await http_status(port, hc.path, hc.max_wait_time)
+                ok = status == hc.expected_status_code
+                reason = f"HTTP {status}"
+            except (OSError, asyncio.TimeoutError) as exc:
+                ok, reason = False, type(exc).__name__
+            if ok:
+                failures = 0
+                if healthy is not True:
+                    healthy = True
+                    self._report(model_name, True)
+            else:
+                failures += 1
+                log.debug("health check of %s failed (%s), %d in a row", model_name, reason, failures)
+                if failures > hc.max_retries and healthy is not False:
+                    healthy = False
+                    self._report(model_name, False)
+            await asyncio.sleep(max(0.0, hc.interval - (time.monotonic() - started)))
+
+    async def stop_all(self) -> None:
+        for task in self.health_tasks.values():
+            task.cancel()
+        for task in list(self.health_tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.health_tasks.clear()
