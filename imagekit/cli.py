@@ -1,4 +1,10 @@
-"""``bai-imagekit``: the command line for image authors and CI."""
+"""``bai-imagekit``: the command line for image authors and CI.
+
+Only argument wiring lives here; each subcommand is a module of
+:mod:`imagekit.commands` with ``add_parser(subparsers)`` that sets
+``handler`` (``args -> exit code``). Exit codes: 0 ok, 1 findings/failed
+checks, 2 usage or environment error.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +12,47 @@ import argparse
 import sys
 
 from . import __version__
+from .commands import command_modules
+from .errors import EnvironmentProblem, UsageError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep its message format
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bai-imagekit",
         description="Build, validate and smoke-test Backend.AI kernel images.",
+        epilog="Exit codes: 0 ok, 1 findings or failed checks, 2 usage or environment error.",
     )
     parser.add_argument("--version", action="version", version=f"bai-imagekit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in command_modules():
+        module.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
-    sys.exit(0)
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        sys.exit(EXIT_OK if args.command is None else EXIT_ERROR)
+    try:
+        code = handler(args)
+    except (UsageError, EnvironmentProblem) as exc:
+        print(f"bai-imagekit: error: {exc}", file=sys.stderr)
+        code = EXIT_ERROR
+    except KeyboardInterrupt:
+        print("bai-imagekit: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":
