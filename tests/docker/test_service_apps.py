@@ -1,0 +1,168 @@
+"""Real apps from the service-def library, and the intrinsic sshd and web terminal, in a real kernel.
+
+The ``services`` test image has JupyterLab and TensorBoard installed with pip inside
+``docker build`` and the library's definitions copied to ``/etc/backend.ai/service-defs``;
+dropbear and sftp-server come from Debian and the web terminal's xterm.js assets from npm,
+mounted where the krunner bundle will put them (``/opt/kernel``).  Every connection goes to
+127.0.0.1 ports published by Docker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from krunner.services.model import load_definition
+from krunner.webterm import protocol as tty
+from krunner.webterm.websocket import ConnectionClosed, connect
+from tests.kernels import DockerKernel, wait_until
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[2]
+APP_PORTS = {"jupyterlab": 8888, "tensorboard": 6006}
+SSHD_PORT, TTYD_PORT = 2200, 7681
+DEFAULT_URL_TEMPLATE = "{protocol}://{host}:{port}/"
+
+
+@pytest.fixture(scope="module")
+def services_kernel(localenv):
+    from imagekit.localenv.test_images import ensure_test_images
+    from imagekit.localenv.webterm_assets import ensure_webterm_assets
+
+    ensure_test_images(["services"])
+    assets = ensure_webterm_assets()
+    kernel = DockerKernel(
+        "bai-test/services:latest",
+        "python",
+        "/opt/py/bin/python",
+        extra_ports=[*APP_PORTS.values(), SSHD_PORT, TTYD_PORT],
+        extra_mounts=[(assets, "/opt/kernel/webterm-assets")],
+    )
+    try:
+        yield kernel
+    finally:
+        kernel.stop()
+
+
+def _rendered_url(name: str, host_port: int) -> str:
+    """The URL a client builds from the def's ``url_template`` (http default when it has none)."""
+    template = load_definition(REPO / "service-defs" / f"{name}.json").url_template or DEFAULT_URL_TEMPLATE
+    return template.format(protocol="http", host="127.0.0.1", port=host_port)
+
+
+def _http_status(url: str, timeout: float = 60.0) -> int:
+    """GET *url* (following redirects), retrying while the app finishes its own start-up."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return resp.status
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline, then reported
+            last = exc
+            time.sleep(0.5)
+    raise AssertionError(f"GET {url} failed for {timeout:.0f}s: {last}")
+
+
+@pytest.mark.parametrize("name", sorted(APP_PORTS))
+def test_library_app_starts_and_answers_http_200(services_kernel, name):
+    c = services_kernel.client()
+    apps = {a.name for a in c.get_apps().data}
+    assert name in apps, apps
+    port = APP_PORTS[name]
+    request = {"name": name, "port": port, "ports": [port], "protocol": "http", "options": {}}
+    res = c.start_service(request)
+    assert res.status == "started", f"{res.error}\n{services_kernel.logs()[-3000:]}"
+    url = _rendered_url(name, services_kernel.kc.host_port(port))
+    assert _http_status(url) == 200
+    assert c.start_service(request).status == "running"
+    log = services_kernel.kc.work_dir / ".logs" / "services" / f"{name}.log"
+    assert log.is_file() and log.stat().st_size > 0, "service output is not in its log file"
+
+
+def _ssh_base(key: Path, port: int) -> list[str]:
+    return [
+        "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+    ]
+
+
+def test_intrinsic_sshd_login_and_sftp(services_kernel):
+    if shutil.which("ssh") is None or shutil.which("sftp") is None:
+        pytest.fail("the OpenSSH client (ssh, sftp) is needed on the host: apt-get install openssh-client")
+    kc = services_kernel.kc
+    key_in_work = kc.work_dir / "id_container"
+    assert wait_until(key_in_work.exists, timeout=60), f"no id_container; logs:\n{services_kernel.logs()[-3000:]}"
+    tmp = Path(tempfile.mkdtemp(prefix="bai-ssh-"))
+    try:
+        key = tmp / "id"
+        shutil.copyfile(key_in_work, key)
+        key.chmod(0o600)
+        port = kc.host_port(SSHD_PORT)
+        argv = ["ssh", *_ssh_base(key, port), "-p", str(port), "work@127.0.0.1", "echo ssh-ok; id -u; pwd"]
+        deadline = time.monotonic() + 30
+        while True:  # the intrinsic sshd starts in the background right after the runner
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["ssh-ok", "1000", "/home/work"]
+
+        batch = tmp / "batch"
+        (tmp / "payload.txt").write_text("sftp works\n")
+        batch.write_text(f"put {tmp / 'payload.txt'} /home/work/uploaded.txt\nls /home/work\n")
+        out = subprocess.run(
+            ["sftp", *_ssh_base(key, port), "-P", str(port), "-b", str(batch), "work@127.0.0.1"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        assert (kc.work_dir / "uploaded.txt").read_text() == "sftp works\n"
+        assert "uploaded.txt" in out.stdout
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _terminal_round_trip(port: int) -> str:
+    ws = await connect("127.0.0.1", port, "/ws", subprotocols=["tty"], timeout=10)
+    assert ws.subprotocol == "tty"
+    await ws.send(tty.encode_auth(100, 30))
+    await ws.send(tty.encode_input("echo hello-$((6*7))-term\r"))
+    output = bytearray()
+    deadline = time.monotonic() + 15
+    try:
+        while b"hello-42-term" not in output and time.monotonic() < deadline:
+            message = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))
+            command, payload = tty.decode_server_message(message.data)
+            if command == tty.OUTPUT:
+                output += payload
+    except (asyncio.TimeoutError, ConnectionClosed):
+        pass
+    finally:
+        await ws.close()
+    return output.decode(errors="replace")
+
+
+def test_intrinsic_web_terminal_speaks_ttyd(services_kernel):
+    kc = services_kernel.kc
+    port = kc.host_port(TTYD_PORT)
+    # the runner starts the terminal on its own; wait for its page (served over HTTP like ttyd's)
+    assert _http_status(f"http://127.0.0.1:{port}/", timeout=30) == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/token", timeout=10) as resp:
+        assert "token" in json.loads(resp.read())
+    text = asyncio.run(_terminal_round_trip(port))
+    assert "hello-42-term" in text, text
+    # already started by the runner: the agent's start-service finds them running
+    c = services_kernel.client()
+    for name, port in (("ttyd", TTYD_PORT), ("sshd", SSHD_PORT)):
+        res = c.start_service({"name": name, "port": port, "ports": [port], "protocol": "http", "options": {}})
+        assert res.status == "running", (name, res.error)
