@@ -1,0 +1,110 @@
+"""``bai-imagekit test IMAGE [IMAGE…]``: smoke-test images the way an agent would use them."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from ..console import progress
+from ..errors import EnvironmentProblem, UsageError
+
+EPILOG = """\
+examples:
+  bai-imagekit test my/kernel:latest
+  bai-imagekit test --format junit --report smoke.xml img1 img2 -j 2
+  bai-imagekit test my/kernel:latest --test-file image-test.toml --keep
+
+exit codes: 0 every check passed, 1 a check failed, 2 the harness could not run
+(engine unreachable, image missing, bad test file)."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "test",
+        help="smoke-test images: start them like an agent and drive every protocol and service",
+        description="Start each image the way a Backend.AI agent does (krunner mounted, ports on 127.0.0.1) "
+        "and check labels, readiness, query/batch/input/PTY modes, every declared service, the intrinsic "
+        "sshd and web terminal, environment probes and the author's own checks.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image reference(s) on the Docker engine")
+    p.add_argument("--format", choices=("text", "json", "junit"), default="text", help="report format (default: text)")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write the report to FILE (a text summary still goes to stdout)")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="test N images concurrently")
+    p.add_argument("--test-file", type=Path, metavar="FILE", help="the image author's checks (image-test.toml)")
+    p.add_argument("--keep", action="store_true", help="leave the containers running for inspection")
+    p.add_argument("--ready-timeout", type=float, default=60.0, metavar="SECONDS", help="readiness timeout (default 60)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(handler=run)
+
+
+def _connect():
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except DockerException as exc:
+        raise EnvironmentProblem(f"cannot reach the Docker engine (DOCKER_HOST={_docker_host()}): {exc}") from exc
+    return client
+
+
+def _docker_host() -> str:
+    import os
+
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM behaves like Ctrl-C: checks stop and every container is removed."""
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..harness.krunner_mount import KrunnerMount
+    from ..smoke.report import RENDERERS, progress_line, render_text
+    from ..smoke.runner import SmokeOptions, run_images
+    from ..smoke.testfile import load_test_file
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    test_file = load_test_file(args.test_file) if args.test_file else None
+    client = _connect()
+    try:
+        krunner = KrunnerMount.dev_checkout(client=client)
+    except Exception as exc:  # noqa: BLE001 - any failure to provide krunner is an environment problem
+        raise EnvironmentProblem(f"cannot provide the krunner volume: {exc}") from exc
+    options = SmokeOptions(krunner=krunner, test_file=test_file, keep=args.keep, ready_timeout=args.ready_timeout)
+    lock = threading.Lock()
+
+    def show(image: str, result) -> None:
+        if not args.quiet:
+            with lock:
+                print(progress_line(image, result), file=sys.stderr, flush=True)
+
+    if not args.quiet:
+        progress(f"testing {len(args.images)} image(s) with {min(args.jobs, len(args.images))} job(s)…")
+    cancel = threading.Event()
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        reports = run_images(args.images, options, client, jobs=args.jobs, progress=show, cancel=cancel)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    rendered = RENDERERS[args.format](reports)
+    if args.report:
+        args.report.write_text(rendered)
+        sys.stdout.write(render_text(reports))
+    else:
+        sys.stdout.write(rendered)
+    if any(r.harness_error for r in reports):
+        for r in reports:
+            if r.harness_error:
+                print(f"bai-imagekit: error: {r.image}: {r.harness_error}", file=sys.stderr)
+        return 2
+    return 0 if all(r.passed for r in reports) else 1
