@@ -9,7 +9,8 @@ import threading
 from pathlib import Path
 
 from ..console import progress
-from ..errors import EnvironmentProblem, UsageError
+from ..errors import UsageError
+from ._kernels import docker_client, krunner_mount
 
 EPILOG = """\
 examples:
@@ -42,31 +43,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _connect():
-    import docker
-    from docker.errors import DockerException
-
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except DockerException as exc:
-        raise EnvironmentProblem(f"cannot reach the Docker engine (DOCKER_HOST={_docker_host()}): {exc}") from exc
-    return client
-
-
-def _docker_host() -> str:
-    import os
-
-    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-
-
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM behaves like Ctrl-C: checks stop and every container is removed."""
     raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..harness.krunner_mount import KrunnerMount
     from ..smoke.report import RENDERERS, progress_line, render_text
     from ..smoke.runner import SmokeOptions, run_images
     from ..smoke.testfile import load_test_file
@@ -74,11 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     test_file = load_test_file(args.test_file) if args.test_file else None
-    client = _connect()
-    try:
-        krunner = KrunnerMount.dev_checkout(client=client)
-    except Exception as exc:  # noqa: BLE001 - any failure to provide krunner is an environment problem
-        raise EnvironmentProblem(f"cannot provide the krunner volume: {exc}") from exc
+    client = docker_client()
+    krunner = krunner_mount(client)
     options = SmokeOptions(krunner=krunner, test_file=test_file, keep=args.keep, ready_timeout=args.ready_timeout)
     lock = threading.Lock()
 

@@ -255,12 +255,16 @@ def start_kernel_container(
     name_prefix: str = "bai-test",
     client: docker.DockerClient | None = None,
     extra_mounts: Sequence[tuple[Path, str]] = (),
+    resources: Mapping[str, int] | None = None,
+    config_files: Mapping[str, str] | None = None,
 ) -> KernelContainer:
     """Create and start a kernel container like the agent does; return a :class:`KernelContainer`.
 
     ``env`` goes to the Docker ``Env`` and to ``environ.txt``; ``environ_txt`` entries
     are written to ``/home/config/environ.txt`` only (on top of the whole env).
     ``extra_mounts`` are ``(host_path, container_path)`` read-only binds (e.g. service-defs).
+    ``resources`` are Docker limits (``nano_cpus``, ``mem_limit``); ``config_files`` extra
+    files for ``/home/config`` (e.g. ``resource.txt``).
     """
     if client is None:
         from imagekit.localenv.engine import ensure_engine
@@ -276,6 +280,9 @@ def start_kernel_container(
         **(env or {}),
     }
     scratch = _prepare_scratch(kernel_id, uid, gid, {**full_env, **(environ_txt or {})}, intrinsic_ports)
+    for fname, text in (config_files or {}).items():
+        (scratch / "config" / fname).write_text(text)
+        (scratch / "config" / fname).chmod(0o644)
     mounts = [
         Mount("/home/work", str(scratch / "work"), type="bind"),
         Mount("/home/config", str(scratch / "config"), type="bind", read_only=True),
@@ -297,6 +304,7 @@ def start_kernel_container(
         init=True,
         working_dir="/home/work",
         cap_add=["IPC_LOCK", "SYS_NICE"],
+        **(resources or {}),
     )
     command = runner_command(runtime_type, runtime_path, debug=debug)
     try:

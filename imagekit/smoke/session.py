@@ -11,6 +11,7 @@ from typing import Any
 
 import docker
 
+from ..harness.agent_env import Resources, agent_settings, resources_from_labels
 from ..harness.client import AgentClient, PtyClient
 from ..harness.container import KernelContainer, start_kernel_container
 from ..harness.krunner_mount import KrunnerMount
@@ -67,7 +68,10 @@ class SmokeSession:
         extra_mounts: list[tuple[Path, str]] | None = None,
         uid: int = 1000,
         gid: int = 1000,
+        resources: Resources | None = None,
+        name_prefix: str = "bai-imagekit-test",
     ) -> "SmokeSession":
+        settings = agent_settings(facts.image, facts.labels, resources or resources_from_labels(facts.labels))
         kernel = start_kernel_container(
             facts.image,
             facts.runtime_type,
@@ -78,7 +82,10 @@ class SmokeSession:
             gid=gid,
             extra_ports=facts.container_ports,
             extra_mounts=extra_mounts or [],
-            name_prefix="bai-imagekit-test",
+            name_prefix=name_prefix,
+            env=settings.env,
+            resources=settings.resources.docker_kwargs(),
+            config_files=settings.config_files,
         )
         return cls(facts, kernel)
 

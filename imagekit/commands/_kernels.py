@@ -1,0 +1,41 @@
+"""Shared by ``run``, ``app`` and ``stop``: the Docker client and finding harness containers again."""
+
+from __future__ import annotations
+
+import os
+
+import docker
+from docker.errors import DockerException, NotFound
+
+from ..errors import EnvironmentProblem, UsageError
+from ..harness.container import SCRATCH_ROOT, KernelContainer
+from ..harness.krunner_mount import KrunnerMount
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except DockerException as exc:
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise EnvironmentProblem(f"cannot reach the Docker engine (DOCKER_HOST={host}): {exc}") from exc
+    return client
+
+
+def krunner_mount(client: docker.DockerClient) -> KrunnerMount:
+    try:
+        return KrunnerMount.dev_checkout(client=client)
+    except Exception as exc:  # noqa: BLE001 - any failure to provide krunner is an environment problem
+        raise EnvironmentProblem(f"cannot provide the krunner volume: {exc}") from exc
+
+
+def find_kernel(client: docker.DockerClient, ref: str) -> KernelContainer:
+    """A container started by ``bai-imagekit run`` (by name or id)."""
+    try:
+        container = client.containers.get(ref)
+    except NotFound:
+        raise UsageError(f"no container {ref!r} (see `docker ps --filter label=ai.backend.imagekit.harness`)") from None
+    kernel_id = (container.labels or {}).get("ai.backend.kernel-id")
+    if not kernel_id or (container.labels or {}).get("ai.backend.imagekit.harness") != "1":
+        raise UsageError(f"container {ref!r} was not started by bai-imagekit")
+    return KernelContainer(container=container, kernel_id=kernel_id, scratch_dir=SCRATCH_ROOT / kernel_id)
