@@ -57,17 +57,17 @@ def _timed(check_id: str, title: str, fn: Callable[[], str]) -> CheckResult:
     )
 
 
-def _labels_check(client: docker.DockerClient, image: str) -> str:
-    from ..targets import inputs_from_image
-    from ..validate import check
+def _labels_check(image: str) -> str:
+    """The validate command's rules on the image (labels, service-defs, policy, image contents)."""
+    from ..targets import open_targets
 
-    inputs, frontend = inputs_from_image(client, image)
-    findings = [*frontend, *check(inputs)]
+    with open_targets([image], kind="image") as (target,):
+        findings = target.findings()
     errors = [f for f in findings if f.severity is Severity.ERROR]
     warnings = [f for f in findings if f.severity is Severity.WARNING]
     if errors:
-        lines = "\n".join(f"{f.rule}: {f.message}" for f in errors)
-        raise CheckFailed(f"{len(errors)} error(s) in labels and kernel files, e.g. {errors[0].rule}: {errors[0].message}", lines)
+        lines = "\n".join(f"{f.location or image}: {f.rule}: {f.message}" for f in errors)
+        raise CheckFailed(f"{len(errors)} error(s), first {errors[0].rule}: {errors[0].message}", lines)
     return f"no errors ({len(warnings)} warning(s))"
 
 
@@ -108,7 +108,7 @@ def run_image(
         report.harness_error = f"cannot inspect {image!r}: {exc}"
         return report
     facts = ImageFacts(image, labels)
-    record(_timed("labels", "label validation", lambda: _labels_check(client, image)))
+    record(_timed("labels", "label validation", lambda: _labels_check(image)))
 
     session: SmokeSession | None = None
 

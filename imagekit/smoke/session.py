@@ -56,6 +56,7 @@ class SmokeSession:
     facts: ImageFacts
     kernel: KernelContainer
     _clients: list[AgentClient | PtyClient] = field(default_factory=list)
+    _agent: AgentClient | None = None
     notes: dict[str, str] = field(default_factory=dict)  # facts checks share (e.g. rendered URLs)
 
     @classmethod
@@ -90,11 +91,15 @@ class SmokeSession:
         return cls(facts, kernel)
 
     def agent(self, timeout: float = 30.0) -> AgentClient:
-        """A fresh agent-side connection (one at a time: the runner's PUSH socket round-robins)."""
-        self.close_clients()
-        c = AgentClient(self.kernel.repl_in_port, self.kernel.repl_out_port, timeout=timeout)
-        self._clients.append(c)
-        return c
+        """The agent-side connection, one per session like a real agent's (reconnecting per check
+        would race the runner's PUSH socket, which may still hand a reply to the closed peer).
+        Records left over from an earlier check are dropped; *timeout* is the default wait."""
+        if self._agent is None:
+            self._agent = AgentClient(self.kernel.repl_in_port, self.kernel.repl_out_port, timeout=timeout)
+            self._clients.append(self._agent)
+        self._agent.timeout = timeout
+        self._agent.drain_stash()
+        return self._agent
 
     def pty(self) -> PtyClient:
         c = PtyClient(self.kernel.pty_in_port, self.kernel.pty_out_port)
@@ -114,6 +119,7 @@ class SmokeSession:
         for c in self._clients:
             c.close()
         self._clients.clear()
+        self._agent = None
 
     def close(self) -> None:
         try:

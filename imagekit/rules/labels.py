@@ -1,0 +1,563 @@
+"""BAI0xx: the ``ai.backend.*`` labels other than service-ports (spec §1).
+
+Each label with a value grammar has one small check function in
+:data:`_VALUE_CHECKS`; presence rules (required, recommended, inference) and
+key rules (legacy, misspelt, unknown, upstream-owned) run over the whole label
+set.  The constants at the top (slot names, feature tokens, distro families)
+are the catalogue of spec §1; docs/labels.md describes the same table.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
+
+from krunner.runtimes.languages import BY_NAME, lookup
+
+from ..findings import Finding
+from ..kernel_inputs import KernelInputs
+from .catalogue import Rule, rule
+
+P = "ai.backend."
+KERNELSPEC = P + "kernelspec"
+FEATURES = P + "features"
+BASE_DISTRO = P + "base-distro"
+RUNTIME_TYPE = P + "runtime-type"
+RUNTIME_PATH = P + "runtime-path"
+ROLE = P + "role"
+SERVICE_PORTS = P + "service-ports"
+ENDPOINT_PORTS = P + "endpoint-ports"
+MODEL_PATH = P + "model-path"
+MODEL_FORMAT = P + "model-format"
+CORECOUNT = P + "envs.corecount"
+ACCELERATORS = P + "accelerators"
+SHMEM = P + "resource.preferred.shmem"
+RES_MIN = P + "resource.min"
+RES_MAX = P + "resource.max"
+
+KNOWN_KEYS = (
+    KERNELSPEC, FEATURES, BASE_DISTRO, RUNTIME_TYPE, RUNTIME_PATH, ROLE, SERVICE_PORTS, ENDPOINT_PORTS,
+    MODEL_PATH, MODEL_FORMAT, CORECOUNT, ACCELERATORS, SHMEM,
+)
+REQUIRED = (KERNELSPEC, RUNTIME_TYPE)
+RECOMMENDED = (FEATURES, RES_MIN + ".cpu", RES_MIN + ".mem", BASE_DISTRO)
+INFERENCE_REQUIRED = (ENDPOINT_PORTS, MODEL_PATH, MODEL_FORMAT)
+LEGACY_KEYS = tuple(P + k for k in ("timeout", "maxmem", "maxcores", "version", "nvidia.enabled", "port"))
+UPSTREAM_OWNED = tuple(
+    P + k
+    for k in (
+        "customized-image.owner", "customized-image.name", "customized-image.id", "customized-image.user.email",
+        "agent-id", "kernel-id", "session-id", "owner", "owner-user-id", "owner-project-id",
+        "internal.block-service-ports", "cluster-network", "system", "krunner.version",
+    )
+)
+
+BYTE_SLOTS = ("mem",)
+COUNT_SLOTS = (
+    "cpu", "cuda.device", "cuda.shares", "rocm.device", "tpu.device", "ipu.device", "atom.device",
+    "atom-plus.device", "atom-max.device", "gaudi.device", "gaudi2.device", "gaudi3.device", "warboy.device",
+    "rngd.device", "tt-n300.device", "hyperaccel-lpu.device", "npu-plus.device",
+)
+SLOTS = BYTE_SLOTS + COUNT_SLOTS
+FEATURE_TOKENS = ("uid-match", "user-input", "batch", "query", "tty", "operation", "private")
+DISTRO_FAMILIES = ("ubuntu", "centos", "alpine")
+ROLES = ("COMPUTE", "INFERENCE", "SYSTEM")
+MIB = 1 << 20
+
+SUBJECT = "labels"
+
+
+def _rule(id: str, severity: str, title: str, hint: str, description: str) -> Rule:
+    return rule(id, severity, title, hint, description=description, subject=SUBJECT)
+
+
+REQUIRED_MISSING = _rule(
+    "BAI001", "error", "required label is missing",
+    "Add the label, e.g. `LABEL ai.backend.kernelspec=\"1\" ai.backend.runtime-type=\"python\"`.",
+    "Without `ai.backend.kernelspec` the manager treats the image as a plain (vanilla) image rather than a "
+    "kernel image; without `ai.backend.runtime-type` the runner falls back to `app`, which has no query mode.",
+)
+RECOMMENDED_MISSING = _rule(
+    "BAI002", "warning", "recommended label is missing",
+    "Set the label explicitly instead of relying on upstream's default.",
+    "The documentation lists `features`, `resource.min.cpu` and `resource.min.mem` as required, and "
+    "`base-distro` spares the agent an `ldd --version` probe that fails on images without a working `ldd`. "
+    "Upstream supplies defaults, but they are easy to get wrong (1 CPU, 1 GiB, `uid-match`).",
+)
+KERNELSPEC_BAD = _rule(
+    "BAI003", "error", "kernelspec is not 1",
+    "Set `ai.backend.kernelspec=\"1\"`.",
+    "The manager accepts only kernelspec 1 and skips other images at rescan; a non-integer value also "
+    "makes the agent's `int()` fail while creating kernels and while scanning local images.",
+)
+KERNELSPEC_FORM = _rule(
+    "BAI004", "warning", "kernelspec is not written as plain `1`",
+    "Write exactly `1`, without blanks or leading zeros.",
+    "Upstream tolerates blanks and leading zeros after converting to int, but other tools compare the "
+    "string; write the canonical form.",
+)
+MEM_BAD = _rule(
+    "BAI005", "error", "memory size cannot be parsed",
+    "Write a whole number of bytes or a number with a binary unit, such as `256m`, `1g` or `1.5g`.",
+    "`resource.min.mem` is parsed with upstream's BinarySize grammar (spec §1.4). A value it rejects "
+    "raises whenever the manager merges image resources, which can abort a whole registry rescan; an "
+    "infinite minimum can never be satisfied.",
+)
+SIZE_STYLE = _rule(
+    "BAI006", "warning", "memory size is valid but misleading",
+    "Use an explicit binary unit such as `64m` or `1g`; a bare number counts bytes.",
+    "Upstream reads a bare number as **bytes** (`\"64\"` is 64 B, not 64 MiB) and accepts odd spellings "
+    "(`1_024`, `512 b`, `1e3g`). A size below 1 MiB is almost certainly a unit mistake.",
+)
+COUNT_BAD = _rule(
+    "BAI007", "error", "resource count is not a decimal number",
+    "Write a plain non-negative decimal, e.g. `1`, `0` or `0.5`.",
+    "Count slots (`cpu`, `cuda.device`, `cuda.shares`, …) are compared as decimals at session creation; "
+    "a malformed value fails every session request that reaches the comparison.",
+)
+SLOT_UNKNOWN = _rule(
+    "BAI008", "warning", "unknown resource slot",
+    "Use a slot name from the spec (cpu, mem, cuda.device, cuda.shares, rocm.device, …).",
+    "Slots the cluster does not know are silently ignored at session creation, so a misspelt slot "
+    "(`cuda.devices`) imposes no minimum at all.",
+)
+SLOT_MISSING = _rule(
+    "BAI009", "error", "resource label without a slot name",
+    "Append the slot, e.g. `ai.backend.resource.min.cpu`.",
+    "The manager takes the accelerator family from the key's fifth dot-component; a key such as "
+    "`ai.backend.resource.min` has none and raises IndexError in the tag scan.",
+)
+MAX_UNUSED = _rule(
+    "BAI010", "info", "resource.max.* is not a limit",
+    "Remove the label, or ask the administrator to set limits with `mgr image set-resource-limit`.",
+    "Upstream never applies `ai.backend.resource.max.*` as a limit; it only adds the slot's family to the "
+    "image's accelerator list.",
+)
+FEATURES_GRAMMAR = _rule(
+    "BAI011", "error", "features are not separated by single spaces",
+    "Separate tokens with exactly one ASCII space, with none at the start or end, e.g. `batch query uid-match`.",
+    "The manager splits `ai.backend.features` on single spaces and rejects any blank token (\"blank value "
+    "is not allowed\"), so double, leading or trailing spaces, tabs or an empty value get the image skipped at rescan.",
+)
+FEATURE_UNKNOWN = _rule(
+    "BAI012", "error", "unknown features token",
+    "Use only uid-match, user-input, batch, query, tty, operation and private.",
+    "Upstream accepts unknown tokens silently, so a misspelt `uid-match` simply does not take effect.",
+)
+UID_MATCH = _rule(
+    "BAI013", "warning", "features lack uid-match",
+    "Add `uid-match` to `ai.backend.features`.",
+    "Without `uid-match` the agent does not pass the user's uid/gid, and the entrypoint falls back to "
+    "uid/gid 9001, so files in mounted folders get the wrong owner. The upstream docs say it must always be set.",
+)
+DISTRO_BAD = _rule(
+    "BAI014", "error", "base-distro is not a supported FAMILYVERSION",
+    "Write the family and a dotted version glued together in lowercase: `ubuntu22.04`, `centos8.0` or `alpine3.8`.",
+    "The agent picks libbaihook, the jail and the krunner volume by the distro's family prefix and version. "
+    "Only `ubuntu`, `centos` and `alpine` have artifacts; anything else (`debian12`, `Ubuntu22.04`) passes "
+    "the rescan and then fails every session with UnsupportedBaseDistroError.",
+)
+DISTRO_MUSL = _rule(
+    "BAI015", "warning", "musl (alpine) base-distro",
+    "Prefer a glibc base (ubuntu or centos) unless you have checked that your agents provide a musl krunner.",
+    "Current upstream agents ship no krunner volume that matches alpine images, so musl images fail at "
+    "kernel creation with UnsupportedBaseDistroError (spec KI-13).",
+)
+RUNTIME_UNKNOWN = _rule(
+    "BAI016", "error", "runtime-type is not supported by krunner",
+    "Use a runtime-type from krunner's language table, e.g. `python`, `app`, `shell`, `c`, `nodejs`.",
+    "The runner is started as `… ai.backend.kernel <runtime-type>` and exits at once on an unknown type, so "
+    "no session of the image can start. The rescan does not check the value.",
+)
+RUNTIME_SPELLING = _rule(
+    "BAI017", "info", "runtime-type is an alias or not in canonical spelling",
+    "Write the canonical name from krunner's language table (e.g. `go` rather than `golang`).",
+    "krunner matches aliases and ignores case and surrounding blanks, but other consumers compare the "
+    "stored string verbatim.",
+)
+RUNTIME_PATH_BAD = _rule(
+    "BAI018", "error", "runtime-path is not an absolute path",
+    "Give the absolute path of the interpreter or compiler inside the image, e.g. `/usr/bin/python3`.",
+    "The runner executes `ai.backend.runtime-path` for query mode and substitutes it for `{runtime_path}` in "
+    "service definitions; a relative, empty or blank-padded value cannot be resolved reliably.",
+)
+RUNTIME_PATH_MISSING = _rule(
+    "BAI019", "warning", "runtime-path is missing for a python image",
+    "Set `ai.backend.runtime-path` to the image's Python, e.g. `/usr/bin/python3`.",
+    "Without the label upstream falls back to the krunner's own Python, which has none of the image's "
+    "packages, and `{runtime_path}` in service definitions points there too.",
+)
+ROLE_BAD = _rule(
+    "BAI020", "error", "role is not COMPUTE, INFERENCE or SYSTEM",
+    "Use one of COMPUTE, INFERENCE, SYSTEM (uppercase), or drop the label for COMPUTE.",
+    "The manager compares the role case-sensitively and skips the image at rescan on any other value.",
+)
+INFERENCE_MISSING = _rule(
+    "BAI021", "error", "inference image lacks a required label",
+    "Add `ai.backend.endpoint-ports`, `ai.backend.model-path` and `ai.backend.model-format`.",
+    "An image with `ai.backend.role=INFERENCE` is skipped at rescan unless all three labels are present.",
+)
+ENDPOINTS_GRAMMAR = _rule(
+    "BAI022", "error", "endpoint-ports has an empty name",
+    "List service-port names separated by single commas, e.g. `api` or `api,metrics`.",
+    "The manager requires at least one endpoint name and rejects empty items.",
+)
+INFERENCE_ONLY = _rule(
+    "BAI023", "warning", "inference label on a non-inference image",
+    "Set `ai.backend.role=INFERENCE`, or remove the label.",
+    "`endpoint-ports`, `model-path` and `model-format` only mean something when the role is INFERENCE; "
+    "otherwise they are ignored.",
+)
+CORECOUNT_BAD = _rule(
+    "BAI024", "warning", "envs.corecount has a bad variable name",
+    "List environment variable names separated by commas, e.g. `OMP_NUM_THREADS,OPENBLAS_NUM_THREADS,NPROC`.",
+    "The agent sets each listed variable to the number of allocated CPU cores. Blank items create a variable "
+    "with an empty name, and names that are not identifiers cannot be read by programs.",
+)
+LEGACY = _rule(
+    "BAI025", "info", "legacy label has no effect",
+    "Remove the label; current Backend.AI ignores it.",
+    "Labels from before kernelspec 1 (`timeout`, `maxmem`, `maxcores`, `version`, `nvidia.enabled`, `port`) "
+    "are stored but never read.",
+)
+MISSPELT = _rule(
+    "BAI026", "warning", "misspelt label key",
+    "Rename the key to the spelling the message gives.",
+    "Unknown `ai.backend.*` keys are stored and silently ignored, so a key spelt with `_` instead of `-`, "
+    "without a hyphen or with a doubled dot (`ai.backend.service_ports`, `ai.backend.runtimetype`) "
+    "simply does not take effect.",
+)
+OWNED = _rule(
+    "BAI027", "warning", "label is owned by upstream",
+    "Remove the label from the image; the manager or agent sets it itself.",
+    "Some `ai.backend.*` labels are written by the manager (on commit) or the agent (on containers). "
+    "Set on an image they change its meaning: `customized-image.owner` turns it into a user's private "
+    "committed image, and a value without `:` breaks ownership checks.",
+)
+UNKNOWN = _rule(
+    "BAI028", "warning", "unknown ai.backend label",
+    "Fix the key (see the suggestion) or remove it; see docs/labels.md for the catalogue.",
+    "Any `ai.backend.*` key outside the catalogue is stored and ignored, so a typo goes unnoticed "
+    "(`ai.backend.envs.corecounest` leaves the core-count variables unset).",
+)
+SHMEM_BAD = _rule(
+    "BAI029", "warning", "preferred shmem is not a finite memory size",
+    "Write a finite size with a unit, e.g. `ai.backend.resource.preferred.shmem=\"1g\"`.",
+    "An invalid or infinite `resource.preferred.shmem` is silently replaced by the manager's default of 64m.",
+)
+
+EXAMPLES: dict[str, str] = {
+    "BAI001": "(no kernelspec) → `ai.backend.kernelspec=\"1\"`",
+    "BAI002": "(no resource.min.mem) → `ai.backend.resource.min.mem=\"1g\"`",
+    "BAI003": "`ai.backend.kernelspec=\"2\"` → `\"1\"`",
+    "BAI004": "`ai.backend.kernelspec=\"01\"` → `\"1\"`",
+    "BAI005": "`ai.backend.resource.min.mem=\"512b\"` → `\"512m\"`",
+    "BAI006": "`ai.backend.resource.min.mem=\"64\"` → `\"64m\"`",
+    "BAI007": "`ai.backend.resource.min.cpu=\"one\"` → `\"1\"`",
+    "BAI008": "`ai.backend.resource.min.cuda.devices` → `ai.backend.resource.min.cuda.device`",
+    "BAI009": "`ai.backend.resource.min=\"1\"` → `ai.backend.resource.min.cpu=\"1\"`",
+    "BAI010": "`ai.backend.resource.max.mem=\"16g\"` → (remove)",
+    "BAI011": "`\"batch  uid-match \"` → `\"batch uid-match\"`",
+    "BAI012": "`\"batch uid_match\"` → `\"batch uid-match\"`",
+    "BAI013": "`\"batch query\"` → `\"batch query uid-match\"`",
+    "BAI014": "`\"Ubuntu 22.04\"` → `\"ubuntu22.04\"`",
+    "BAI015": "`\"alpine3.18\"` → `\"ubuntu22.04\"` (rebuild on a glibc base)",
+    "BAI016": "`ai.backend.runtime-type=\"pyhton\"` → `\"python\"`",
+    "BAI017": "`\"golang\"` → `\"go\"`",
+    "BAI018": "`ai.backend.runtime-path=\"python3\"` → `\"/usr/bin/python3\"`",
+    "BAI019": "(runtime-type python, no runtime-path) → `ai.backend.runtime-path=\"/usr/bin/python3\"`",
+    "BAI020": "`ai.backend.role=\"inference\"` → `\"INFERENCE\"`",
+    "BAI021": "(INFERENCE without model-format) → `ai.backend.model-format=\"onnx\"`",
+    "BAI022": "`ai.backend.endpoint-ports=\"api,\"` → `\"api\"`",
+    "BAI023": "(role COMPUTE) `ai.backend.model-path=\"/models\"` → (remove)",
+    "BAI024": "`\"OMP_NUM_THREADS,,NPROC\"` → `\"OMP_NUM_THREADS,NPROC\"`",
+    "BAI025": "`ai.backend.maxmem=\"8g\"` → (remove)",
+    "BAI026": "`ai.backend.service_ports` → `ai.backend.service-ports`",
+    "BAI027": "`ai.backend.customized-image.owner=\"user:…\"` → (remove)",
+    "BAI028": "`ai.backend.envs.corecounest` → `ai.backend.envs.corecount`",
+    "BAI029": "`ai.backend.resource.preferred.shmem=\"inf\"` → `\"1g\"`",
+}
+
+
+# ------------------------------------------------------------------------------ size grammar
+
+_SIZE_ENDINGS = ("ibytes", "ibyte", "ib", "bytes", "byte", "b")
+_SCALES = {"k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60, "z": 70, "y": 80, " ": 0}
+_SIZE_RECOMMENDED = re.compile(r"\s*(\d+|\d+(\.\d+)?\s?[kmgtpezyKMGTPEZY](i?b(ytes?)?|B|iB)?)\s*")
+
+
+def parse_binary_size(raw: str) -> int | float:
+    """Bytes for *raw* exactly as upstream's BinarySize reads it (spec §1.4); raises ValueError."""
+    if raw.lower() in ("inf", "infinite", "infinity"):
+        return math.inf
+    text = raw.strip().replace("_", "")
+    if "." in text:
+        try:
+            number = Decimal(text)
+            if number.is_finite() and number == number.to_integral_value():
+                text = str(int(number))
+        except InvalidOperation:
+            pass
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    lowered = text.lower()
+    ending = next((e for e in _SIZE_ENDINGS if lowered.endswith(e)), "")
+    lowered = lowered[: len(lowered) - len(ending)]
+    if not lowered:
+        raise ValueError("no number")
+    scale = lowered[-1]
+    if scale.isdigit():
+        if ending:
+            raise ValueError(f"{ending!r} right after a digit is not a unit (the digit is read as the unit letter)")
+        raise ValueError("fractional bytes")
+    if scale not in _SCALES:
+        raise ValueError(f"unknown unit letter {scale!r}")
+    try:
+        mantissa = Decimal(lowered[:-1])
+    except InvalidOperation:
+        raise ValueError(f"{lowered[:-1]!r} is not a number") from None
+    if not mantissa.is_finite():
+        raise ValueError("not a finite number")
+    return int(mantissa * (1 << _SCALES[scale]))
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _suggest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    best = _suggest(word, choices)
+    return f"; did you mean {best!r}?" if best else ""
+
+
+class _Ctx:
+    def __init__(self, inputs: KernelInputs) -> None:
+        self.inputs = inputs
+        self.labels = inputs.labels
+        self.out: list[Finding] = []
+
+    def add(self, r: Rule, message: str, label: str, *, at: str | None = None) -> None:
+        self.out.append(r.finding(message, location=self.inputs.location_of(at or label), label=label))
+
+
+# ------------------------------------------------------------------------------ value checks
+
+
+def _kernelspec(c: _Ctx, key: str, value: str) -> None:
+    try:
+        number = int(value)
+    except ValueError:
+        c.add(KERNELSPEC_BAD, f"kernelspec {value!r} is not an integer; expected 1", key)
+        return
+    if number != 1:
+        c.add(KERNELSPEC_BAD, f"kernelspec {value!r} is not supported; the only version is 1", key)
+    elif value != "1":
+        c.add(KERNELSPEC_FORM, f"kernelspec {value!r} should be written as '1'", key)
+
+
+def _features(c: _Ctx, key: str, value: str) -> None:
+    tokens = value.split(" ")
+    if any(t == "" for t in tokens) or re.search(r"[^\S ]", value):
+        c.add(FEATURES_GRAMMAR, f"features {value!r} must be tokens separated by exactly one space", key)
+    for token in dict.fromkeys(t for t in value.split() if t):
+        if token not in FEATURE_TOKENS:
+            c.add(FEATURE_UNKNOWN, f"unknown features token {token!r}{_did_you_mean(token, FEATURE_TOKENS)}", key)
+    if "uid-match" not in value.split():
+        c.add(UID_MATCH, f"features {value!r} do not include uid-match; files will be owned by uid 9001", key)
+
+
+def _base_distro(c: _Ctx, key: str, value: str) -> None:
+    m = re.fullmatch(r"([a-z-]+)(\d+(?:\.\d+)*)", value)
+    if m is None:
+        fixed = re.sub(r"\s+", "", value.lower())
+        better = f"; did you mean {fixed!r}?" if re.fullmatch(r"(ubuntu|centos|alpine)\d+(\.\d+)*", fixed) else ""
+        c.add(DISTRO_BAD, f"base-distro {value!r} is not FAMILYVERSION such as 'ubuntu22.04'{better}", key)
+        return
+    family = m.group(1)
+    if family not in DISTRO_FAMILIES:
+        c.add(DISTRO_BAD, f"base-distro family {family!r} is not one of {', '.join(DISTRO_FAMILIES)}", key)
+    elif family == "alpine":
+        c.add(DISTRO_MUSL, f"base-distro {value!r} is musl-based; upstream agents have no matching krunner", key)
+
+
+def _runtime_type(c: _Ctx, key: str, value: str) -> None:
+    language = lookup(value)
+    if language is None:
+        note = " (an upstream vendor runner; krunner does not provide it)" if value.startswith("vendor.") else ""
+        c.add(
+            RUNTIME_UNKNOWN,
+            f"runtime-type {value!r} is not supported by krunner{note}{_did_you_mean(value, BY_NAME)}",
+            key,
+        )
+    elif value != language.name:
+        c.add(RUNTIME_SPELLING, f"runtime-type {value!r} is read as {language.name!r}; write {language.name!r}", key)
+
+
+def _runtime_path(c: _Ctx, key: str, value: str) -> None:
+    if not value.strip():
+        c.add(RUNTIME_PATH_BAD, "runtime-path is empty; expected an absolute path", key)
+    elif value != value.strip():
+        c.add(RUNTIME_PATH_BAD, f"runtime-path {value!r} has leading or trailing blanks", key)
+    elif not value.startswith("/"):
+        c.add(RUNTIME_PATH_BAD, f"runtime-path {value!r} is not absolute; expected e.g. /usr/bin/{value.rsplit('/', 1)[-1]}", key)
+
+
+def _role(c: _Ctx, key: str, value: str) -> None:
+    if value in ROLES:
+        return
+    better = f"; did you mean {value.strip().upper()!r}?" if value.strip().upper() in ROLES else ""
+    c.add(ROLE_BAD, f"role {value!r} is not one of {', '.join(ROLES)}{better}", key)
+
+
+def _endpoint_ports(c: _Ctx, key: str, value: str) -> None:
+    if value == "" or any(n.strip() == "" for n in value.split(",")):
+        c.add(ENDPOINTS_GRAMMAR, f"endpoint-ports {value!r} has an empty name; expected names separated by commas", key)
+
+
+def _corecount(c: _Ctx, key: str, value: str) -> None:
+    names = value.split(",")
+    bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)]
+    if bad:
+        shown = ", ".join(repr(n) for n in bad)
+        c.add(CORECOUNT_BAD, f"envs.corecount {value!r} has items that are not variable names: {shown}", key)
+    dups = sorted({n for n in names if names.count(n) > 1 and n})
+    if dups:
+        c.add(CORECOUNT_BAD, f"envs.corecount lists {', '.join(dups)} more than once", key)
+
+
+def _shmem(c: _Ctx, key: str, value: str) -> None:
+    try:
+        size = parse_binary_size(value)
+    except ValueError as exc:
+        c.add(SHMEM_BAD, f"preferred shmem {value!r} is not a memory size ({exc}); upstream uses 64m instead", key)
+        return
+    if math.isinf(size):
+        c.add(SHMEM_BAD, f"preferred shmem {value!r} is infinite; upstream uses 64m instead", key)
+        return
+    _size_style(c, key, value, size)
+
+
+def _size_style(c: _Ctx, key: str, value: str, size: int) -> None:
+    if 0 < size < MIB:
+        better = f" (did you mean '{value.strip()}m'?)" if value.strip().isdigit() else ""
+        c.add(SIZE_STYLE, f"{key.removeprefix(P)} {value!r} is only {size} bytes{better}", key)
+    elif not _SIZE_RECOMMENDED.fullmatch(value):
+        c.add(SIZE_STYLE, f"{key.removeprefix(P)} {value!r} is read as {size} bytes; write it like '256m' or '1g'", key)
+
+
+def _resource(c: _Ctx, key: str, value: str) -> None:
+    kind, _, slot = key.removeprefix(P + "resource.").partition(".")
+    if not slot:
+        c.add(SLOT_MISSING, f"{key!r} names no slot; expected e.g. {key.rstrip('.')}.cpu", key)
+        return
+    if kind == "max":
+        c.add(MAX_UNUSED, f"{key!r} is never applied as a limit by upstream", key)
+        return
+    if slot not in SLOTS:
+        c.add(SLOT_UNKNOWN, f"resource slot {slot!r} is not a known slot{_did_you_mean(slot, SLOTS)}", key)
+        return
+    if slot in BYTE_SLOTS:
+        try:
+            size = parse_binary_size(value)
+        except ValueError as exc:
+            c.add(MEM_BAD, f"{key.removeprefix(P)} {value!r} is not a memory size ({exc}); expected e.g. '256m' or '1g'", key)
+            return
+        if math.isinf(size):
+            c.add(MEM_BAD, f"{key.removeprefix(P)} {value!r} is infinite; no session could satisfy it", key)
+        elif size < 0:
+            c.add(MEM_BAD, f"{key.removeprefix(P)} {value!r} is negative", key)
+        else:
+            _size_style(c, key, value, size)
+    elif not re.fullmatch(r"\d+(\.\d+)?", value):
+        c.add(COUNT_BAD, f"{key.removeprefix(P)} {value!r} is not a non-negative decimal such as '1' or '0.5'", key)
+
+
+_VALUE_CHECKS: dict[str, Callable[[_Ctx, str, str], None]] = {
+    KERNELSPEC: _kernelspec,
+    FEATURES: _features,
+    BASE_DISTRO: _base_distro,
+    RUNTIME_TYPE: _runtime_type,
+    RUNTIME_PATH: _runtime_path,
+    ROLE: _role,
+    ENDPOINT_PORTS: _endpoint_ports,
+    CORECOUNT: _corecount,
+    SHMEM: _shmem,
+}
+
+
+# ------------------------------------------------------------------------------ key checks
+
+
+def _is_resource_key(key: str) -> bool:
+    return key in (RES_MIN, RES_MAX) or key.startswith((RES_MIN + ".", RES_MAX + "."))
+
+
+def _squash(key: str) -> str:
+    return re.sub(r"[-_.]+", "", key.lower())
+
+
+_KNOWN_FOR_SPELLING = KNOWN_KEYS + LEGACY_KEYS + tuple(RES_MIN + "." + s for s in SLOTS)
+_SQUASHED = {_squash(k): k for k in _KNOWN_FOR_SPELLING}
+
+
+def _key(c: _Ctx, key: str) -> None:
+    if key in KNOWN_KEYS or _is_resource_key(key):
+        return
+    if key in LEGACY_KEYS:
+        c.add(LEGACY, f"{key!r} is a legacy label with no effect", key)
+    elif key in UPSTREAM_OWNED:
+        c.add(OWNED, f"{key!r} is set by upstream, not by image authors", key)
+    elif _squash(key) in _SQUASHED:
+        intended = _SQUASHED[_squash(key)]
+        what = " (itself a legacy label with no effect)" if intended in LEGACY_KEYS else ""
+        c.add(MISSPELT, f"{key!r} is ignored; it looks like a misspelling of {intended!r}{what}", key)
+    else:
+        # compare without the common prefix, which would make every key look "close"
+        best = _suggest(key[len(P):], [k[len(P):] for k in _KNOWN_FOR_SPELLING])
+        better = f"; did you mean {P + best!r}?" if best else ""
+        c.add(UNKNOWN, f"unknown label {key!r}{better}", key)
+
+
+def _presence(c: _Ctx) -> None:
+    labels = c.labels
+    for key in REQUIRED:
+        if key not in labels:
+            c.add(REQUIRED_MISSING, f"required label {key!r} is missing", key)
+    for key in RECOMMENDED:
+        if key not in labels:
+            c.add(RECOMMENDED_MISSING, f"recommended label {key!r} is missing", key)
+    runtime = lookup(labels.get(RUNTIME_TYPE, "app"))
+    if runtime is not None and runtime.name == "python" and RUNTIME_PATH not in labels:
+        c.add(RUNTIME_PATH_MISSING, "runtime-type is python but runtime-path is not set", RUNTIME_PATH, at=RUNTIME_TYPE)
+    if labels.get(ROLE) == "INFERENCE":
+        for key in INFERENCE_REQUIRED:
+            if key not in labels:
+                c.add(INFERENCE_MISSING, f"role is INFERENCE but {key!r} is missing", key, at=ROLE)
+    else:
+        for key in INFERENCE_REQUIRED:
+            if key in labels:
+                c.add(INFERENCE_ONLY, f"{key!r} is ignored because role is not INFERENCE", key)
+
+
+def check(inputs: KernelInputs) -> list[Finding]:
+    c = _Ctx(inputs)
+    _presence(c)
+    for key, value in inputs.labels.items():
+        if not key.lower().startswith(P):
+            continue
+        if key in _VALUE_CHECKS:
+            _VALUE_CHECKS[key](c, key, value)
+        elif _is_resource_key(key):
+            _resource(c, key, value)
+        else:
+            _key(c, key)
+    return c.out
