@@ -548,11 +548,15 @@ def _presence(c: _Ctx) -> None:
                 c.add(INFERENCE_ONLY, f"{key!r} is ignored because role is not INFERENCE", key)
 
 
+#: labels imagekit itself puts on images and containers (build cache keys, harness marks)
+IMAGEKIT_PREFIX = "ai.backend.imagekit."
+
+
 def check(inputs: KernelInputs) -> list[Finding]:
     c = _Ctx(inputs)
     _presence(c)
     for key, value in inputs.labels.items():
-        if not key.lower().startswith(P):
+        if not key.lower().startswith(P) or key.startswith(IMAGEKIT_PREFIX):
             continue
         if key in _VALUE_CHECKS:
             _VALUE_CHECKS[key](c, key, value)

@@ -1,0 +1,175 @@
+"""``bai-imagekit build [DIR|Dockerfile] -t TAG``: build, add the kernel layer, validate, tag."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..build import (
+    BuildOptions,
+    BuildResult,
+    connect,
+    make_plan,
+    prebuild_findings,
+    resolve_ca_bundle,
+    rewrite_for_ca,
+    run_build,
+)
+from ..console import paint, progress
+from ..errors import UsageError
+from ..findings import Finding, Severity
+
+EXIT_OK, EXIT_FINDINGS = 0, 1
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _services(values: list[str]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for item in values:
+        name, sep, port = item.partition("=")
+        if sep and not port.isdigit():
+            raise UsageError(f"--service {item!r}: expected NAME or NAME=PORT")
+        out[name] = int(port) if sep else None
+    return out
+
+
+def options_from_args(args: argparse.Namespace) -> BuildOptions:
+    labels = _pairs(args.label, "--label")
+    for flag, key in (("runtime_type", "runtime-type"), ("runtime_path", "runtime-path"), ("base_distro", "base-distro")):
+        if getattr(args, flag):
+            labels[f"ai.backend.{key}"] = getattr(args, flag)
+    return BuildOptions(
+        path=Path(args.path),
+        dockerfile=Path(args.file) if args.file else None,
+        spec=Path(args.spec) if args.spec else None,
+        tags=list(args.tag),
+        build_args=_pairs(args.build_arg, "--build-arg"),
+        labels=labels,
+        services=_services(args.service),
+        policy=Path(args.policy) if args.policy else None,
+        no_policy=args.no_policy,
+        platform=args.platform,
+        target=args.target,
+        no_cache=args.no_cache,
+        pull=args.pull,
+        ca_bundle=resolve_ca_bundle(args.ca_bundle),
+        allow_errors=args.allow_errors,
+    )
+
+
+def _print_findings(findings: list[Finding], fmt: str, target: str, stream=None) -> None:
+    from ..report import Report, render
+
+    stream = stream or sys.stdout
+    stream.write(render(Report.single(target, findings), fmt, stream))
+    stream.flush()
+
+
+def _dry_run(options: BuildOptions, fmt: str) -> int:
+    plan = make_plan(options)
+    findings = prebuild_findings(plan)
+    rewritten = rewrite_for_ca(plan.dockerfile.read_text(encoding="utf-8")) if options.ca_bundle else None
+    if fmt == "json":
+        print(json.dumps({
+            "dry_run": True,
+            "plan": plan.describe(),
+            "labels": plan.labels,
+            "service_defs": {n: str(p) for n, p in plan.service_defs.items()},
+            "policy": plan.policy_source,
+            "kernel_layer": plan.kernel_layer,
+            "author_dockerfile": rewritten,
+            "findings": [f.model_dump(mode="json") for f in findings],
+        }, indent=2))
+    else:
+        print("# bai-imagekit build --dry-run")
+        for line in plan.describe():
+            print(f"#   {line}")
+        if rewritten is not None:
+            print(f"#\n# --- {plan.dockerfile}, as built with the CA secret ---")
+            print(rewritten, end="")
+            print("# --- kernel layer ---")
+        print(plan.kernel_layer, end="")
+        sys.stdout.flush()
+        _print_findings(findings, "text", str(options.path), sys.stderr)
+    errors = any(f.severity is Severity.ERROR for f in findings)
+    return EXIT_FINDINGS if errors and not options.allow_errors else EXIT_OK
+
+
+def _report(result: BuildResult, fmt: str, target: str) -> None:
+    if fmt == "json":
+        print(json.dumps(result.to_json(), indent=2))
+        return
+    _print_findings(result.findings, fmt, target)
+    if fmt != "text":
+        return
+    if result.ok:
+        tags = ", ".join(result.tags) or "no tag"
+        print(paint(f"built {result.image_id} ({tags})", "green"))
+    elif result.error:
+        print(paint(f"bai-imagekit build: {result.error}", "red", sys.stderr), file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    if args.dry_run:
+        return _dry_run(options, args.format)
+    plan = make_plan(options)
+    for line in plan.describe():
+        progress(line)
+    result = run_build(plan, connect())
+    _report(result, args.format, str(options.path))
+    if result.error and args.format != "text":
+        print(f"bai-imagekit build: {result.error}", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "build",
+        help="build a kernel image: the Dockerfile, then the kernel layer (labels, service-defs, policy)",
+        description=(
+            "Validate the kernel directory, build its Dockerfile, add the kernel layer from kernel.toml and "
+            "the flags as the last step, validate the image and tag it only if it has no errors. "
+            "Progress goes to stderr; results to stdout."
+        ),
+    )
+    p.add_argument("path", nargs="?", default=".", metavar="DIR|DOCKERFILE", help="kernel directory (default .) or a Dockerfile")
+    p.add_argument("-t", "--tag", action="append", default=[], metavar="TAG", help="tag the image (repeatable)")
+    p.add_argument("-f", "--file", metavar="DOCKERFILE", help="Dockerfile inside DIR (default: Dockerfile)")
+    p.add_argument("--spec", metavar="FILE", help="kernel spec (default: DIR/kernel.toml if present)")
+    g = p.add_argument_group("kernel layer")
+    g.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="add a label (repeatable; overrides kernel.toml)")
+    g.add_argument("--runtime-type", metavar="TYPE", help="ai.backend.runtime-type")
+    g.add_argument("--runtime-path", metavar="PATH", help="ai.backend.runtime-path")
+    g.add_argument("--base-distro", metavar="DISTRO", help="ai.backend.base-distro, e.g. ubuntu22.04")
+    g.add_argument("--service", action="append", default=[], metavar="NAME[=PORT]", help="add a library service-def and its http service port (repeatable)")
+    pol = g.add_mutually_exclusive_group()
+    pol.add_argument("--policy", metavar="FILE", help="jail policy to install (default: kernel.toml's, DIR/policy.yml, or the default policy)")
+    pol.add_argument("--no-policy", action="store_true", help="install no jail policy")
+    b = p.add_argument_group("docker build")
+    b.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE", help="build argument for the Dockerfile (repeatable)")
+    b.add_argument("--platform", help="target platform, e.g. linux/amd64")
+    b.add_argument("--target", help="build this stage of the Dockerfile")
+    b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
+    b.add_argument("--pull", action="store_true", help="pull newer base images (off by default)")
+    b.add_argument(
+        "--ca-bundle", metavar="FILE|auto",
+        help="CA bundle for RUN steps behind a TLS-intercepting proxy, given as a BuildKit secret and never "
+        "kept in the image (default $BAI_IMAGEKIT_CA_BUNDLE; auto = $SSL_CERT_FILE or $REQUESTS_CA_BUNDLE)",
+    )
+    o = p.add_argument_group("result")
+    o.add_argument("--allow-errors", action="store_true", help="build and tag even when validation finds errors")
+    o.add_argument("--dry-run", action="store_true", help="print the plan and the generated kernel-layer Dockerfile; build nothing")
+    o.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text", help="output on stdout (default text)")
+    p.set_defaults(handler=run)
