@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .findings import Location
+from .findings import Finding, Location
 
 
 class ImageFS(Protocol):
@@ -66,8 +66,25 @@ class KernelInputs:
     policy_location: Location | None = None
     # the image's filesystem, for content checks (only for image targets)
     image_fs: ImageFS | None = None
-    # rule IDs suppressed inline, with the location each suppression applies to (None = whole file)
+    # rule IDs suppressed inline in *suppression_file*, with the lines each applies to (None = whole target)
     suppressions: dict[str, list[int | None]] = field(default_factory=dict)
+    suppression_file: str | None = None
 
     def location_of(self, label: str) -> Location | None:
         return self.label_locations.get(label, self.default_location)
+
+    def is_suppressed(self, finding: "Finding") -> bool:
+        """An inline ``# bai-imagekit ignore=RULE`` covers *finding*: the whole target, or the
+        finding's line in the file the suppression was written in (never the same line number of
+        another file)."""
+        lines = self.suppressions.get(finding.rule)
+        if not lines:
+            return False
+        if None in lines:
+            return True
+        loc = finding.location
+        return (
+            loc is not None
+            and loc.line in lines
+            and (self.suppression_file is None or loc.file == self.suppression_file)
+        )

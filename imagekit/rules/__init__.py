@@ -30,14 +30,5 @@ def run_all(inputs):  # -> list[Finding]
         check = getattr(module, "check", None)
         if check is not None:
             findings.extend(check(inputs))
-    return [f for f in findings if not _suppressed(f, inputs.suppressions)]
+    return [f for f in findings if not inputs.is_suppressed(f)]
 
-
-def _suppressed(finding, suppressions) -> bool:
-    lines = suppressions.get(finding.rule)
-    if not lines:
-        return False
-    if None in lines:
-        return True
-    loc = finding.location
-    return loc is not None and loc.line in lines

@@ -1,0 +1,2 @@
+# expect: BAI500
+LABEL ai.backend.kernelspec="1"
