@@ -55,6 +55,7 @@ LIBRARY_PORTS: dict[str, int] = {
     "mlflow-ui": 5000,
     "filebrowser": 8081,
     "vnc-web": 6080,
+    "static-files": 8082,
 }
 
 Scalar = StrictStr | StrictInt | StrictFloat

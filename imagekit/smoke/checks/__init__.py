@@ -19,6 +19,6 @@ class Check:
 
 
 def all_checks() -> list[Check]:
-    from . import author, environment, protocol, services
+    from . import author, environment, inference, protocol, services
 
-    return [*protocol.CHECKS, *services.CHECKS, *environment.CHECKS, *author.CHECKS]
+    return [*protocol.CHECKS, *inference.CHECKS, *services.CHECKS, *environment.CHECKS, *author.CHECKS]

@@ -63,11 +63,14 @@ def service_check(name: str) -> Check:
         if res.status not in ("started", "running"):
             raise CheckFailed(f"start-service answered {res.status}: {res.error}", session.kernel.logs()[-3000:])
         port = entry.ports[0]
-        if not wait_for(lambda: _is_listening(session, port), timeout=10):
-            raise CheckFailed(f"start-service said {res.status} but nothing listens on port {port}")
         app = apps.get(name)
         url = render_url(app.url_template if app else "", entry.protocol, session.kernel.host_port(port))
         session.notes[f"url:{name}"] = url
+        if entry.protocol == "preopen":  # opened by the image itself (a model service, bootstrap.sh)
+            state = "listening" if _is_listening(session, port) else "not listening (yet)"
+            return f"preopen: start-service answered {res.status}; port {port} {state}; {url}"
+        if not wait_for(lambda: _is_listening(session, port), timeout=10):
+            raise CheckFailed(f"start-service said {res.status} but nothing listens on port {port}")
         if entry.protocol in HTTP_PROTOCOLS:
             status = http_status(url, timeout=60)
             if status >= 500:
