@@ -6,6 +6,8 @@ Measures, as the agent sees it (over the published 127.0.0.1 ports):
   * trivial query (`x = 1`) round trip, p50 and p99;
   * a 100,000-line print and a single 10 MB print, code sent → `finished` received, all output read;
   * cold start: `docker run` (container create+start) → first `status` answered, and → first query answered;
+  * the same cold start with the self-contained krunner bundle (imagekit/bundle) mounted instead of the
+    dev volume, in the python image and in a busybox-only image (no libc);
   * runner RSS when idle (the runner process only, not the user's REPL).
 Run on demand; nothing here is a pass/fail test.
 """
@@ -32,6 +34,8 @@ TARGETS = {
     "100k-line print": ("≤ 40 ms", "163 ms"),
     "10 MB print": ("≤ 30 ms", "93 ms"),
     "cold start → first query": ("≤ 0.5 s", "1.0–1.3 s"),
+    "bundle cold start → status": ("≤ 0.5 s", "1.0–1.3 s"),
+    "bundle busybox → status": ("≤ 0.5 s", ""),
     "runner RSS idle": ("≤ 20 MB", "51 MB"),
 }
 
@@ -53,7 +57,7 @@ def runner_rss_kib(kernel) -> int:
     # the runner is the process whose cmdline mentions ai.backend.kernel; sum nothing else
     script = (
         "for p in /proc/[0-9]*; do "
-        "if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/opt/backend.ai/bin/python -s -m ai.backend.kernel'; then "
+        "if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/opt/backend.ai/bin/python .*-m ai.backend.kernel'; then "
         "grep VmRSS $p/status; fi; done"
     )
     _, out = kernel.exec_run(["sh", "-c", script])
@@ -66,6 +70,8 @@ def main() -> int:
     parser.add_argument("--image", default="bai-test/python:latest")
     parser.add_argument("--rounds", type=int, default=200, help="trivial queries to time")
     parser.add_argument("--cold-starts", type=int, default=3)
+    parser.add_argument("--no-bundle", dest="bundle", action="store_false",
+                        help="skip the cold starts with the self-contained krunner bundle")
     args = parser.parse_args()
     prepare(images=["python"])
     mount = KrunnerMount.dev_checkout(REPO)
@@ -96,6 +102,25 @@ def main() -> int:
             time.sleep(1.0)
             rss_after = runner_rss_kib(kernel)
 
+    bundle_rows = []
+    if args.bundle:
+        from imagekit.localenv.test_images import ensure_test_images
+
+        ensure_test_images(["busybox"])
+        bundle = KrunnerMount.from_bundle()
+        for label, image, rtype, rpath in (
+            ("bundle cold start → status", args.image, "python", "/usr/bin/python3"),
+            ("bundle busybox → status", "bai-test/busybox:latest", "shell", None),
+        ):
+            times = []
+            for _ in range(args.cold_starts):
+                t0 = time.perf_counter()
+                with start_kernel_container(image, rtype, rpath, krunner=bundle) as kernel:
+                    with AgentClient(kernel.repl_in_port, kernel.repl_out_port) as client:
+                        client.wait_ready(timeout=60)
+                        times.append(time.perf_counter() - t0)
+            bundle_rows.append((label, f"{statistics.median(times):.2f} s (median of {args.cold_starts})"))
+
     rows += [
         ("trivial query p50", f"{p50 * 1000:.2f} ms (p99 {p99 * 1000:.2f} ms, n={args.rounds})"),
         ("100k-line print", f"{lines_t * 1000:.1f} ms ({lines_bytes} bytes, median of 5)"),
@@ -103,6 +128,7 @@ def main() -> int:
         ("cold start → status", f"{statistics.median(cold_status):.2f} s (median of {args.cold_starts})"),
         ("cold start → first query", f"{statistics.median(cold_query):.2f} s (median of {args.cold_starts})"),
         ("runner RSS idle", f"{rss / 1024:.1f} MB ({rss_after / 1024:.1f} MB after the 10 MB runs)"),
+        *bundle_rows,
     ]
     print(f"krunner benchmark — {time.strftime('%Y-%m-%d')} — {platform.node()} "
           f"({platform.machine()}, {platform.system()} {platform.release()}), image {args.image}")

@@ -5,18 +5,39 @@ uid/gid the session must run as.  The account database is edited directly
 (never ``usermod``, which would chown the home directory recursively), the
 user is always called ``work`` with home ``/home/work``, and privileges are
 dropped in-process, so the image needs neither ``su-exec`` nor shadow-utils.
+
+The image's ``/opt/container/bootstrap.sh`` (if executable and the image has
+``/bin/sh``) runs as root after the user setup, in a *child* shell with a
+timeout, so an ``exit``/``exec`` in it cannot end the entrypoint; the
+variables it exports are imported afterwards.  With the krunner bundle this
+module is started by the static ``/opt/kernel/entrypoint`` binary, so the image
+needs no shell at all.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 USER_NAME = "work"
 HOME = "/home/work"
 DEFAULT_ID = 9001
 ETC = Path(os.environ.get("KRUNNER_ETC_DIR", "/etc"))
+BOOTSTRAP = Path(os.environ.get("KRUNNER_IMAGE_BOOTSTRAP", "/opt/container/bootstrap.sh"))
+BOOTSTRAP_SHELL = "/bin/sh"
+DEFAULT_BOOTSTRAP_TIMEOUT = 60.0
+# variables a shell sets on its own; not imported from the bootstrap
+_SHELL_VARS = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
+# the child shell sources the script, then dumps the resulting environment (NUL-separated
+# KEY=VALUE) into a private temporary file with the krunner python; its daemons inherit nothing of ours
+_BOOTSTRAP_SH = 'k_script=$1; k_python=$2; k_dump=$3; k_out=$4; shift 4; . "$k_script"; exec "$k_python" -s -c "$k_dump" "$k_out"'
+_DUMP_PY = (
+    "import os, sys; open(sys.argv[1], 'wb').write("
+    "b''.join(k.encode() + b'=' + v.encode() + b'\\0' for k, v in os.environ.items()))"
+)
 
 
 def _log(msg: str) -> None:
@@ -79,6 +100,55 @@ def ensure_user(uid: int, gid: int, shell: str) -> None:
         raise SystemExit(f"entrypoint: could not set up user {USER_NAME} as {uid}:{gid}")
 
 
+def parse_env_dump(data: bytes) -> dict[str, str]:
+    """``KEY=VALUE\\0…`` → dict (shell-internal variables dropped)."""
+    env: dict[str, str] = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key and key.decode(errors="replace") not in _SHELL_VARS:
+            env[key.decode(errors="surrogateescape")] = value.decode(errors="surrogateescape")
+    return env
+
+
+def run_bootstrap(script: Path, argv: list[str], timeout: float) -> dict[str, str] | None:
+    """Run *script* in a child ``/bin/sh``; return its exported environment, or None if skipped/failed."""
+    if not script.exists():
+        return None
+    if not os.access(script, os.X_OK):
+        _log(f"warning: {script} is not executable; skipped")
+        return None
+    if not os.access(BOOTSTRAP_SHELL, os.X_OK):
+        _log(f"warning: {script} exists but the image has no {BOOTSTRAP_SHELL}; skipped")
+        return None
+    fd, dump_path = tempfile.mkstemp(prefix="krunner-bootstrap-env.")
+    os.close(fd)
+    try:
+        cmd = [BOOTSTRAP_SHELL, "-c", _BOOTSTRAP_SH, "bootstrap", str(script), sys.executable, _DUMP_PY, dump_path, *argv]
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=2)  # fd 2: the container console
+        except OSError as exc:
+            _log(f"warning: cannot run {script}: {exc}")
+            return None
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _log(f"warning: {script} did not finish within {timeout:g}s; killed, its exports are ignored")
+            proc.kill()
+            proc.wait()
+            return None
+        data = Path(dump_path).read_bytes()
+    finally:
+        Path(dump_path).unlink(missing_ok=True)
+    env = parse_env_dump(data)
+    if not env:
+        _log(f"warning: {script} ended the shell (exit {code}) before its environment could be read; "
+             "its exports are ignored")
+        return None
+    if code != 0:
+        _log(f"warning: {script} finished with exit code {code}")
+    return env
+
+
 def _int_env(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -98,6 +168,20 @@ def _additional_gids() -> list[int]:
     return gids
 
 
+def _bootstrap(argv: list[str]) -> None:
+    try:
+        timeout = float(os.environ.get("KRUNNER_BOOTSTRAP_TIMEOUT", "") or DEFAULT_BOOTSTRAP_TIMEOUT)
+    except ValueError:
+        timeout = DEFAULT_BOOTSTRAP_TIMEOUT
+    env = run_bootstrap(BOOTSTRAP, argv, timeout)
+    if env is not None:
+        added = sorted(k for k in env if os.environ.get(k) != env[k])
+        if added:
+            _log(f"bootstrap set {', '.join(added)}")
+        os.environ.clear()
+        os.environ.update(env)
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit("entrypoint: no command given")
@@ -113,6 +197,8 @@ def main(argv: list[str]) -> None:
     elif uid != 0:
         ensure_group(gid)
         ensure_user(uid, gid, shell)
+    _bootstrap(argv)
+    if os.geteuid() == 0 and uid != 0:
         agent_sock = Path("/opt/kernel/agent.sock")
         if agent_sock.exists():
             try:

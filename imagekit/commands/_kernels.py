@@ -23,8 +23,10 @@ def docker_client() -> docker.DockerClient:
 
 
 def krunner_mount(client: docker.DockerClient) -> KrunnerMount:
+    """The self-contained krunner bundle (built and installed as a volume on first use, then cached):
+    it runs in any x86-64 image, with or without Python or a libc."""
     try:
-        return KrunnerMount.dev_checkout(client=client)
+        return KrunnerMount.from_bundle(client=client)
     except Exception as exc:  # noqa: BLE001 - any failure to provide krunner is an environment problem
         raise EnvironmentProblem(f"cannot provide the krunner volume: {exc}") from exc
 

@@ -62,13 +62,22 @@ TEST_IMAGES: dict[str, KernelTestImage] = {
         ),
     )
 }
+#: images only the krunner-bundle tests use (tests/docker/test_bundle.py); built on request, not by default
+BUNDLE_TEST_IMAGES: dict[str, KernelTestImage] = {
+    img.name: img
+    for img in (
+        KernelTestImage("busybox", "shell", "/bin/sh"),
+        KernelTestImage("nonroot", "shell", "/bin/bash"),
+    )
+}
 
 
 def get_test_image(name: str) -> KernelTestImage:
+    known = {**TEST_IMAGES, **BUNDLE_TEST_IMAGES}
     try:
-        return TEST_IMAGES[name]
+        return known[name]
     except KeyError:
-        raise LocalEnvError(f"unknown test image {name!r} (known: {', '.join(TEST_IMAGES)})") from None
+        raise LocalEnvError(f"unknown test image {name!r} (known: {', '.join(known)})") from None
 
 
 def ensure_test_images(

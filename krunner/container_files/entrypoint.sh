@@ -1,11 +1,6 @@
 #!/bin/sh
 # krunner entrypoint (mounted at /opt/kernel/entrypoint.sh); runs as root, "$@" is the runner command.
-# The image's own bootstrap is sourced here, as root, so that its exports reach the runner.
-if [ -f /opt/container/bootstrap.sh ]; then
-  if [ -x /opt/container/bootstrap.sh ]; then
-    . /opt/container/bootstrap.sh
-  else
-    echo "entrypoint: warning: /opt/container/bootstrap.sh is not executable; skipped" >&2
-  fi
-fi
+# Everything happens in krunner.entrypoint: the uid-match user setup, then the image's
+# /opt/container/bootstrap.sh in a child shell (its exports are imported), then the runner.
+# (The krunner bundle ships a static binary with the same behaviour for images without /bin/sh.)
 exec /opt/backend.ai/bin/python -s -m krunner.entrypoint "$@"

@@ -1,0 +1,290 @@
+"""Assemble the krunner bundle; runs INSIDE the builder container with Debian's python3.
+
+Not imported by the host.  Invoked by :mod:`imagekit.bundle.build` as::
+
+    python3 /src/bundle/assemble.py /src/bundle/job.json
+
+with ``job.json`` = ``{"prefix", "requirements", "format", "variant", "arch",
+"version", "inputs_hash", "tarball", "xz_threads"}``.  Inputs mounted read-only:
+``/src/krunner``, ``/src/ai``, ``/src/bundle`` (this file + ``csrc/``) and
+``/src/webterm-assets``; the results go to ``/out``.
+
+Layout built under ``/stage<prefix>`` (the prefix is ``/opt/backend.ai``)::
+
+    bin/python            static launcher (ld.so --library-path … python3.11-real)
+    bin/python3, bin/python3.11 -> python
+    bin/python3.11-real   Debian's CPython ELF
+    lib/ld-linux-x86-64.so.2, lib/lib*.so*   every shared library needed
+    lib/python3.11/       trimmed stdlib (+ site-packages with krunner and deps)
+    kernel/               the /opt/kernel tools (entrypoint, su-exec, webterm-assets)
+    MANIFEST.json         file list with sha256/mode (not listing itself)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+PY_VER = "3.11"
+REAL_NAME = f"python{PY_VER}-real"
+LOADER = "ld-linux-x86-64.so.2"
+STAGE = Path("/stage")
+OUT = Path("/out")
+SRC = Path("/src")
+STDLIB_DROP_DIRS = {"test", "tests", "idle_test", "idlelib", "tkinter", "ensurepip", "turtledemo", "__pycache__",
+                    "site-packages", "dist-packages", "lib2to3", "config-3.11-x86_64-linux-gnu"}
+STDLIB_DROP_FILES = {"turtle.py"}
+# nis pulls in libnsl/libtirpc/krb5, _dbm libdb: both optional, both dropped
+DYNLOAD_DROP = re.compile(r"^(_test|_xxtest|_ctypes_test|xxlimited|_xxsubinterpreters|_tkinter|nis\.|_dbm\.|ossaudiodev\.)")
+# Always shipped even if no NEEDED entry names them (glibc dlopens libgcc_s for thread cancellation).
+ALWAYS_LIBS = ("libgcc_s.so.1",)
+IMPORT_CHECK = (
+    "import sys, os, ssl, hashlib, ctypes, sqlite3, lzma, bz2, zlib, decimal, uuid, json, asyncio, socket, "
+    "select, termios, fcntl, pty, resource, multiprocessing, readline, curses, zmq, uvloop, msgpack, pydantic, "
+    "ptyprocess, jinja2, markupsafe, krunner.__main__, krunner.entrypoint, krunner.webterm, ai.backend.kernel; "
+    "import subprocess; "
+    "out = subprocess.run([sys.executable, '-s', '-c', 'import sys; print(sys.prefix, sys.executable)'], "
+    "capture_output=True, text=True, check=True).stdout.split(); "
+    "print(sys.prefix, sys.exec_prefix, sys.executable, *out, zmq.zmq_version(), ssl.OPENSSL_VERSION)"
+)
+
+
+def log(msg: str) -> None:
+    print(f"assemble: {msg}", flush=True)
+
+
+def run(*cmd: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def is_elf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def copy_stdlib(dest: Path) -> None:
+    src = Path(f"/usr/lib/python{PY_VER}")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        dropped = {n for n in names if n in STDLIB_DROP_DIRS or n in STDLIB_DROP_FILES}
+        if Path(directory).name == "lib-dynload":
+            dropped |= {n for n in names if DYNLOAD_DROP.match(n)}
+        return dropped
+
+    shutil.copytree(src, dest, symlinks=False, ignore=ignore)
+    # Debian's (frozen) site module never adds lib/pythonX.Y/site-packages outside a venv, but it
+    # does add lib/pythonX.Y/dist-packages: make that an alias of site-packages (the upstream layout).
+    (dest / "site-packages").mkdir()
+    (dest / "dist-packages").symlink_to("site-packages")
+
+
+def pip_install(site_packages: Path, requirements: list[str]) -> None:
+    venv = Path("/tmp/pip-venv")
+    run("/usr/bin/python3", "-m", "venv", str(venv))
+    run(str(venv / "bin/pip"), "install", "--no-cache-dir", "--disable-pip-version-check", "--progress-bar", "off",
+        "--only-binary=:all:", "--no-compile", "--target", str(site_packages), *requirements)
+    shutil.rmtree(site_packages / "bin", ignore_errors=True)
+    for so in site_packages.rglob("*.so*"):
+        if so.is_file() and is_elf(so):
+            subprocess.run(["strip", "--strip-unneeded", str(so)], check=False)
+
+
+def copy_sources(site_packages: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("krunner", "ai"):
+        shutil.copytree(SRC / name, site_packages / name, ignore=ignore)
+
+
+def collect_libraries(prefix: Path) -> list[str]:
+    """Copy every shared library the ELF files under *prefix* need into ``prefix/lib``."""
+    libdir = prefix / "lib"
+    needed: dict[str, str] = {}
+    unresolved: dict[str, list[str]] = {}
+    loader_src = None
+    elves = [p for p in prefix.rglob("*") if p.is_file() and not p.is_symlink() and is_elf(p)]
+    for elf in elves:
+        if elf.parent == libdir:
+            continue
+        proc = subprocess.run(["ldd", str(elf)], capture_output=True, text=True)
+        if proc.returncode != 0 and "not a dynamic executable" in (proc.stdout + proc.stderr):
+            continue
+        for line in proc.stdout.splitlines():
+            line = line.strip()
+            m = re.match(r"^(\S+) => (\S+)? ?\(0x[0-9a-f]+\)$", line) or re.match(r"^(\S+) => (not found)$", line)
+            if m:
+                name, path = m.group(1), m.group(2)
+                if path in (None, "not found"):
+                    unresolved.setdefault(name, []).append(str(elf.relative_to(prefix)))
+                elif not Path(path).resolve().is_relative_to(prefix):
+                    needed[name] = str(Path(path).resolve())
+                continue
+            m = re.match(r"^(/\S*ld-linux\S*) \(0x[0-9a-f]+\)$", line)
+            if m:
+                loader_src = str(Path(m.group(1)).resolve())
+    if unresolved:
+        # a module whose libraries are not installed is dropped rather than shipped broken
+        for name, users in sorted(unresolved.items()):
+            for user in users:
+                log(f"dropping {user}: needs {name}, which is not installed")
+                (prefix / user).unlink(missing_ok=True)
+    for name in ALWAYS_LIBS:
+        for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"):
+            if Path(d, name).exists():
+                needed.setdefault(name, str(Path(d, name).resolve()))
+    if loader_src is None:
+        raise SystemExit("assemble: no dynamic loader found in ldd output")
+    shutil.copy2(loader_src, libdir / LOADER)
+    for name, path in sorted(needed.items()):
+        if name == LOADER:
+            continue
+        shutil.copy2(path, libdir / name)
+    return sorted([LOADER, *needed])
+
+
+def compile_c(source: str, output: Path, *defines: str) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    cc = "musl-gcc" if shutil.which("musl-gcc") else "gcc"
+    run(cc, "-static", "-Os", "-s", "-Wall", "-Werror", *defines, "-o", str(output), str(SRC / "bundle/csrc" / source))
+    output.chmod(0o755)
+
+
+def kernel_tools(prefix: Path) -> None:
+    kernel = prefix / "kernel"
+    compile_c("launcher.c", kernel / "entrypoint", "-DFIXED_PREFIX",
+              '-DEXTRA_ARGS="-s","-m","krunner.entrypoint"')
+    # upstream agents use /opt/kernel/entrypoint.sh as the container EntryPoint: the same binary
+    shutil.copy2(kernel / "entrypoint", kernel / "entrypoint.sh")
+    compile_c("su-exec.c", kernel / "su-exec")
+    assets = SRC / "webterm-assets"
+    if assets.is_dir() and any(assets.iterdir()):
+        shutil.copytree(assets, kernel / "webterm-assets")
+    else:
+        log("no web terminal assets given; kernel/webterm-assets omitted")
+
+
+def normalize_modes(root: Path) -> None:
+    for p in [root, *root.rglob("*")]:
+        if p.is_symlink():
+            continue
+        mode = p.stat().st_mode
+        if p.is_dir():
+            p.chmod(0o755)
+        else:
+            p.chmod(0o755 if mode & 0o111 else 0o644)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_list(root: Path) -> list[dict]:
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames) + sorted(filenames):
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            if rel in ("MANIFEST.json", "VERSION"):
+                continue
+            st = p.lstat()
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                entries.append({"path": rel, "type": "symlink", "target": os.readlink(p)})
+            elif stat.S_ISDIR(st.st_mode):
+                entries.append({"path": rel, "type": "dir", "mode": f"{mode:04o}"})
+            else:
+                entries.append({"path": rel, "type": "file", "mode": f"{mode:04o}", "size": st.st_size,
+                                "sha256": sha256(p)})
+    entries.sort(key=lambda e: e["path"])
+    return entries
+
+
+def write_tarball(root: Path, manifest_text: str, tar_path: Path, threads: int) -> None:
+    plain = tar_path.with_suffix("")  # .tar
+    names = ["MANIFEST.json"] + [e["path"] for e in json.loads(manifest_text)["files"]]
+
+    def reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        return info
+
+    with tarfile.open(plain, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name in names:
+            tar.add(root / name, arcname=name, recursive=False, filter=reset)
+    run("xz", f"-T{threads}", "-6", "-f", str(plain))
+
+
+def main() -> None:
+    job = json.loads(Path(sys.argv[1]).read_text())
+    prefix = STAGE / job["prefix"].lstrip("/")
+    if STAGE.exists():
+        shutil.rmtree(STAGE)
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "lib").mkdir()
+    log("copying CPython and its stdlib")
+    shutil.copy2(f"/usr/bin/python{PY_VER}", prefix / "bin" / REAL_NAME)
+    copy_stdlib(prefix / "lib" / f"python{PY_VER}")
+    site_packages = prefix / "lib" / f"python{PY_VER}" / "site-packages"
+    log(f"installing {len(job['requirements'])} requirements from PyPI")
+    pip_install(site_packages, job["requirements"])
+    copy_sources(site_packages)
+    log("compiling the launcher and the /opt/kernel tools")
+    compile_c("launcher.c", prefix / "bin" / "python", f'-DKRUNNER_PREFIX="{job["prefix"]}"')
+    for alias in ("python3", f"python{PY_VER}"):
+        (prefix / "bin" / alias).symlink_to("python")
+    kernel_tools(prefix)
+    log("collecting shared libraries")
+    libs = collect_libraries(prefix)
+    log(f"shipping {len(libs)} libraries: {' '.join(libs)}")
+    log("byte-compiling")
+    run(f"/usr/bin/python{PY_VER}", "-m", "compileall", "-q", "-j", "2", "-s", str(STAGE), "-p", "/",
+        str(prefix / "lib" / f"python{PY_VER}"), stdout=subprocess.DEVNULL)
+    normalize_modes(prefix)
+    log("checking the bundle in an empty chroot (no libc, no /proc)")
+    proc = subprocess.run(["/usr/sbin/chroot", str(STAGE), f"{job['prefix']}/bin/python", "-s", "-c", IMPORT_CHECK],
+                          capture_output=True, text=True, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    if proc.returncode != 0:
+        diag = subprocess.run(["/usr/sbin/chroot", str(STAGE), f"{job['prefix']}/bin/python", "-s", "-c",
+                               "import sys, site; print(sys.prefix, sys.path, site.getsitepackages())"],
+                              capture_output=True, text=True, env={"PYTHONDONTWRITEBYTECODE": "1"})
+        raise SystemExit(f"assemble: bundle self-check failed:\n{proc.stdout}\n{proc.stderr}\n"
+                         f"diagnosis: {diag.stdout}{diag.stderr}")
+    words = proc.stdout.split()
+    want = [job["prefix"], job["prefix"], f"{job['prefix']}/bin/python", job["prefix"], f"{job['prefix']}/bin/python"]
+    if words[:5] != want:
+        raise SystemExit(f"assemble: unexpected prefix/executable: {proc.stdout!r} (want {want})")
+    log(f"self-check ok: {proc.stdout.strip()}")
+    manifest = {
+        "format": job["format"], "variant": job["variant"], "arch": job["arch"], "python": PY_VER,
+        "version": job["version"], "inputs_hash": job["inputs_hash"], "prefix": job["prefix"],
+        "libraries": libs, "files": file_list(prefix),
+    }
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    (prefix / "MANIFEST.json").write_text(text)
+    (prefix / "MANIFEST.json").chmod(0o644)
+    OUT.mkdir(parents=True, exist_ok=True)
+    log("writing the tarball (xz)")
+    write_tarball(prefix, text, OUT / job["tarball"], int(job.get("xz_threads", 2)))
+    (OUT / "MANIFEST.json").write_text(text)
+    if (prefix / "kernel").is_dir():
+        shutil.copytree(prefix / "kernel", OUT / "kernel", symlinks=True)
+    log("done")
+
+
+if __name__ == "__main__":
+    main()
