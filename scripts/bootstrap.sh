@@ -18,4 +18,4 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
   echo "$want" > "$stamp"
 fi
-.venv/bin/python -m imagekit.localenv prepare
+.venv/bin/python -m imagekit.localenv prepare "$@"

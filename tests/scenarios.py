@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 
 import msgpack
@@ -103,9 +104,12 @@ def interrupt_nested_shell(c: AgentClient, pid_probe: str) -> None:
     """interrupt reaches grandchildren of ``sh -c``; the runner stays usable.
 
     ``pid_probe`` is a batch command printing the pids of processes whose
-    command line contains ``sleep 30``.
+    command line starts with ``sleep {seconds}``; the duration is unique per call
+    (30 s and some milliseconds) so other runners' sleeps on the same machine do not count.
     """
-    c.send("exec", "sh -c 'sleep 30; echo never'")
+    seconds = f"30.{random.randrange(1000):03d}"
+    pid_probe = pid_probe.format(seconds=seconds)
+    c.send("exec", f"sh -c 'sleep {seconds}; echo never'")
     time.sleep(0.5)
     t0 = time.monotonic()
     c.interrupt()
@@ -121,7 +125,7 @@ def interrupt_nested_shell(c: AgentClient, pid_probe: str) -> None:
 
 SLEEP_PROBE = (
     "for p in /proc/[0-9]*; do "
-    "if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^sleep 30'; then echo ${p#/proc/}; fi; done"
+    "if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^sleep {seconds}'; then echo ${{p#/proc/}}; fi; done"
 )
 
 # ----------------------------------------------------------------------------- python

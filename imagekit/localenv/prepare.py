@@ -32,7 +32,7 @@ def prepare(images: Sequence[str] | None = None, *, krunner_volume: bool = True)
     client = ensure_engine()
     log("ensuring the base image…")
     base = ensure_base_image(client=client)
-    log(f"ensuring test images: {', '.join(images or TEST_IMAGES)}…")
+    log(f"ensuring test images: {', '.join(TEST_IMAGES if images is None else images) or 'none'}…")
     tags = ensure_test_images(images, client=client, base_image=base)
     volume = None
     if krunner_volume:
@@ -44,6 +44,8 @@ def prepare(images: Sequence[str] | None = None, *, krunner_volume: bool = True)
 
 
 def _parse_names(value: str) -> list[str]:
+    if value.strip() == "none":
+        return []
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in TEST_IMAGES]
     if unknown:
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="make everything needed by the docker tests (idempotent)")
     p.add_argument("--images", type=_parse_names, default=None,
-                   help=f"comma-separated test images to build (default: all of {','.join(TEST_IMAGES)})")
+                   help=f"comma-separated test images to build, or 'none' (default: all of {','.join(TEST_IMAGES)})")
     p.add_argument("--no-krunner-volume", action="store_true", help="skip the dev krunner volume")
     return parser
 

@@ -115,6 +115,7 @@ def test_krunner_mount_validation_and_mounts(tmp_path: Path) -> None:
 
 def test_cli_parsing() -> None:
     assert _parse_names("python, gcc") == ["python", "gcc"]
+    assert _parse_names("none") == []
     with pytest.raises(argparse.ArgumentTypeError):
         _parse_names("python,cobol")
     args = build_parser().parse_args(["prepare", "--images", "nodejs"])
