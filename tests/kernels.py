@@ -116,13 +116,20 @@ class HostKernel:
 class DockerKernel:
     """A real kernel container started the way the agent starts it."""
 
-    def __init__(self, image: str, runtime_type: str, runtime_path: str | None = None, **kwargs: object) -> None:
+    def __init__(
+        self, image: str, runtime_type: str, runtime_path: str | None = None, *, bundle: bool = False, **kwargs: object
+    ) -> None:
+        """*bundle*: mount the self-contained krunner bundle (+ its /opt/kernel tools) with the
+        checkout's krunner overlaid, instead of the dev volume (which needs the image's python3.11)."""
         from imagekit.harness.container import start_kernel_container
         from imagekit.harness.krunner_mount import KrunnerMount
 
-        self.kc = start_kernel_container(
-            image, runtime_type, runtime_path, krunner=KrunnerMount.dev_checkout(REPO_ROOT), **kwargs
+        krunner = (
+            KrunnerMount.from_bundle(overlay_checkout=True, repo_root=REPO_ROOT)
+            if bundle
+            else KrunnerMount.dev_checkout(REPO_ROOT)
         )
+        self.kc = start_kernel_container(image, runtime_type, runtime_path, krunner=krunner, **kwargs)
         self._clients: list[AgentClient | PtyClient] = []
 
     def client(self, timeout: float = 30.0) -> AgentClient:

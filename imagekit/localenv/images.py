@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-import shutil
 import stat
-import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import docker
@@ -127,45 +124,6 @@ def _run_build(client: docker.DockerClient, context_dir: Path, tag: str, buildar
     return image_id
 
 
-def _checked_files(context_dir: Path, files: Mapping[str, Path] | None) -> dict[str, Path]:
-    """Validate ``{relative name: host file}``; names must stay inside the context and be new."""
-    checked: dict[str, Path] = {}
-    for name, src in (files or {}).items():
-        rel = Path(name)
-        if rel.is_absolute() or not rel.parts or ".." in rel.parts:
-            raise LocalEnvError(f"extra build-context file name {name!r} must be a relative path inside the context")
-        if (context_dir / rel).exists():
-            raise LocalEnvError(f"extra build-context file {name!r} would shadow {context_dir / rel}")
-        if not Path(src).is_file():
-            raise LocalEnvError(f"extra build-context file {name!r}: {src} is not a readable file")
-        checked[rel.as_posix()] = Path(src)
-    return checked
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-@contextlib.contextmanager
-def _context_with_files(context_dir: Path, files: Mapping[str, Path]) -> Iterator[Path]:
-    """*context_dir* itself, or a temporary copy of it with *files* added (removed afterwards)."""
-    if not files:
-        yield context_dir
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="bai-build-context."))
-    try:
-        build_dir = tmp / "context"
-        shutil.copytree(context_dir, build_dir, symlinks=True, ignore=shutil.ignore_patterns(*_SKIP_DIRS))
-        for name, src in files.items():
-            dest = build_dir / name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
-            dest.chmod(0o644)
-        yield build_dir
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def ensure_image(
     context_dir: Path,
     tag: str,
@@ -173,19 +131,12 @@ def ensure_image(
     *,
     client: docker.DockerClient | None = None,
     buildargs: Mapping[str, str] | None = None,
-    extra_files: Mapping[str, Path] | None = None,
-    unhashed_files: Mapping[str, Path] | None = None,
 ) -> str:
     """Build *context_dir* as *tag* with ``--build-arg BASE_IMAGE=<base_image>`` unless up to date.
 
     The image is rebuilt only when the context hash (every file of the context,
     the build args and the base image's id) differs from the
     ``ai.backend.imagekit.context-hash`` label of the existing *tag*. Returns *tag*.
-
-    *extra_files* (``{path in context: host file}``) are added to a temporary copy
-    of the context and count towards the hash (e.g. files shared between images).
-    *unhashed_files* are added the same way but do not count (e.g. the host CA
-    bundle for a throw-away build stage: it must never be committed or cached).
     """
     client = client or ensure_engine()
     context_dir = Path(context_dir)
@@ -195,8 +146,6 @@ def ensure_image(
         raise LocalEnvError(f"base image {base_image} for {tag} does not exist (build it first)") from e
     args = {"BASE_IMAGE": base_image, **(buildargs or {})}
     extra = {f"arg:{k}": v for k, v in args.items()} | {"base-image-id": base_id}
-    extra |= {f"file:{name}": _file_digest(src) for name, src in _checked_files(context_dir, extra_files).items()}
-    _checked_files(context_dir, unhashed_files)
     wanted = context_hash(context_dir, extra)
     old_id, have = _image_label(client, tag, CONTEXT_HASH_LABEL)
     if have == wanted:
@@ -208,9 +157,7 @@ def ensure_image(
         reason = "missing" if old_id is None else "context changed"
         log(f"building {tag} from {context_dir} ({reason})…")
         started = time.monotonic()
-        added = {**(extra_files or {}), **(unhashed_files or {})}
-        with _context_with_files(context_dir, added) as build_dir:
-            new_id = _run_build(client, build_dir, tag, args, {CONTEXT_HASH_LABEL: wanted})
+        new_id = _run_build(client, context_dir, tag, args, {CONTEXT_HASH_LABEL: wanted})
         _, got = _image_label(client, tag, CONTEXT_HASH_LABEL)
         if got != wanted:
             raise LocalEnvError(f"built {tag} but its {CONTEXT_HASH_LABEL} label is {got!r}, expected {wanted!r}")

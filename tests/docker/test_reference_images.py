@@ -1,13 +1,12 @@
 """CI for images/: every reference image is built with `bai-imagekit build` and passes `bai-imagekit test`.
 
 Builds use the local debootstrap base (no registry) and the host's CA bundle for steps that
-download from PyPI (``--ca-bundle auto``, never left in the image). Each smoke run writes a
+download from PyPI (``--ca-bundle``, never left in the image); see ``reference_image`` in conftest.py. Each smoke run writes a
 JUnit report to ``reports/reference-<name>.xml``.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -20,7 +19,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500)]
 REPO = Path(__file__).resolve().parents[2]
 REPORTS = REPO / "reports"
 IMAGES = sorted(p.name for p in (REPO / "images").iterdir() if (p / "kernel.toml").is_file())
-NEEDS_PYPI = {"python"}  # images whose Dockerfile installs from PyPI
 CLI = [sys.executable, "-m", "imagekit.cli"]
 
 
@@ -32,15 +30,8 @@ def test_every_reference_image_is_covered():
 
 
 @pytest.mark.parametrize("name", IMAGES)
-def test_reference_image_builds_and_passes_smoke_test(localenv, name):
-    from imagekit.localenv.base_image import ensure_base_image
-
-    tag = f"bai-ref/{name}:latest"
-    build = [*CLI, "build", f"images/{name}", "-t", tag, "--build-arg", f"BASE_IMAGE={ensure_base_image()}"]
-    if name in NEEDS_PYPI and os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"):
-        build += ["--ca-bundle", os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")]
-    out = subprocess.run(build, cwd=REPO, capture_output=True, text=True, timeout=1200)
-    assert out.returncode == 0, f"build failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}"
+def test_reference_image_builds_and_passes_smoke_test(reference_image, name):
+    tag = reference_image(name)  # bai-imagekit build (see conftest.py)
     REPORTS.mkdir(exist_ok=True)
     report = REPORTS / f"reference-{name}.xml"
     out = subprocess.run(

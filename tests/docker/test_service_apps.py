@@ -1,10 +1,9 @@
 """Real apps from the service-def library, and the intrinsic sshd and web terminal, in a real kernel.
 
-The ``services`` test image has JupyterLab and TensorBoard installed with pip inside
-``docker build`` and the library's definitions copied to ``/etc/backend.ai/service-defs``;
-dropbear and sftp-server come from Debian and the web terminal's xterm.js assets from npm,
-mounted where the krunner bundle will put them (``/opt/kernel``).  Every connection goes to
-127.0.0.1 ports published by Docker.
+The reference image ``images/python`` (built with ``bai-imagekit build``) has JupyterLab and
+TensorBoard installed with pip inside ``docker build`` and the library's definitions in
+``/etc/backend.ai/service-defs``; the krunner bundle brings the sshd tools and the web terminal
+to ``/opt/kernel``.  Every connection goes to 127.0.0.1 ports published by Docker.
 """
 
 from __future__ import annotations
@@ -28,24 +27,19 @@ from tests.kernels import DockerKernel, wait_until
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
-APP_PORTS = {"jupyterlab": 8888, "tensorboard": 6006}
+APP_PORTS = {"jupyterlab": 8090, "tensorboard": 6006}  # the library's ports (kernel.toml)
 SSHD_PORT, TTYD_PORT = 2200, 7681
 DEFAULT_URL_TEMPLATE = "{protocol}://{host}:{port}/"
 
 
 @pytest.fixture(scope="module")
-def services_kernel(localenv):
-    from imagekit.localenv.test_images import ensure_test_images
-    from imagekit.localenv.webterm_assets import ensure_webterm_assets
-
-    ensure_test_images(["services"])
-    assets = ensure_webterm_assets()
+def services_kernel(reference_image):
     kernel = DockerKernel(
-        "bai-test/services:latest",
+        reference_image("python"),
         "python",
         "/opt/py/bin/python",
+        bundle=True,
         extra_ports=[*APP_PORTS.values(), SSHD_PORT, TTYD_PORT],
-        extra_mounts=[(assets, "/opt/kernel/webterm-assets")],
     )
     try:
         yield kernel

@@ -26,15 +26,16 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "imagekit.cli"]
 BROKEN = ("bad-label", "dead-service", "no-runtime", "no-tmp")
-GOOD = "bai-test/services:latest"
+GOOD = "bai-ref/python:latest"
 
 
 @pytest.fixture(scope="module")
-def images(localenv):
+def images(reference_image):
     from imagekit.localenv.images import ensure_image
     from imagekit.localenv.test_images import ensure_test_images
 
-    ensure_test_images(["services", "python"])
+    assert reference_image("python") == GOOD
+    ensure_test_images(["python"])
     for name in BROKEN:
         ensure_image(REPO / "tests" / "images" / "smoke" / name, f"bai-test/smoke-{name}:latest", "bai-test/python:latest")
     return {name: f"bai-test/smoke-{name}:latest" for name in BROKEN}
@@ -73,8 +74,9 @@ def test_good_image_passes_every_check_with_junit_report(images, tmp_path):
     (suite,) = root.findall("testsuite")
     assert suite.get("name") == GOOD and suite.get("failures") == "0" and suite.get("errors") == "0"
     cases = {c.get("name"): c for c in suite.findall("testcase")}
-    for check in ("labels", "start", "query.output", "query.interrupt", "batch", "service.jupyterlab",
-                  "service.tensorboard", "intrinsic.sshd", "env.uid-match", "author.command.1", "author.command.2",
+    for check in ("labels", "start", "query.output", "query.interrupt", "input", "batch", "service.jupyterlab",
+                  "service.tensorboard", "intrinsic.sshd", "intrinsic.webterm", "env.uid-match", "env.terminfo",
+                  "author.command.1", "author.command.2",
                   "author.file.1", "author.file.2"):
         assert check in cases, sorted(cases)
         assert cases[check].find("failure") is None and cases[check].find("skipped") is None, check
@@ -151,7 +153,7 @@ def test_run_app_stop(images):
         client = docker.from_env()
         container = client.containers.get(name)
         env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
-        assert env["BACKENDAI_SERVICE_PORTS"] == "jupyterlab:http:8888,tensorboard:http:6006"
+        assert env["BACKENDAI_SERVICE_PORTS"] == "jupyterlab:http:8090,tensorboard:http:6006"
         assert env["BACKENDAI_CLUSTER_ROLE"] == "main" and env["LOCAL_USER_ID"] == "1000"
         assert container.attrs["HostConfig"]["Memory"] >= 1 << 30
         bindings = container.attrs["HostConfig"]["PortBindings"]

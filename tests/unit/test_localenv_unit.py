@@ -120,6 +120,6 @@ def test_cli_parsing() -> None:
         _parse_names("python,cobol")
     args = build_parser().parse_args(["prepare", "--images", "nodejs"])
     assert args.images == ["nodejs"]
-    assert set(TEST_IMAGES) == {"python", "gcc", "nodejs", "services"}
+    assert set(TEST_IMAGES) == {"python", "gcc", "nodejs"}
     assert all(img.tag == f"bai-test/{n}:latest" and img.context_dir.joinpath("Dockerfile").is_file()
                for n, img in TEST_IMAGES.items())
