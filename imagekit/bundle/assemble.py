@@ -16,7 +16,8 @@ Layout built under ``/stage<prefix>`` (the prefix is ``/opt/backend.ai``)::
     bin/python3.11-real   Debian's CPython ELF
     lib/ld-linux-x86-64.so.2, lib/lib*.so*   every shared library needed
     lib/python3.11/       trimmed stdlib (+ site-packages with krunner and deps)
-    kernel/               the /opt/kernel tools (entrypoint, su-exec, webterm-assets)
+    kernel/               the /opt/kernel tools (entrypoint, su-exec, dropbearmulti, sftp-server,
+                          webterm-assets)
     MANIFEST.json         file list with sha256/mode (not listing itself)
 """
 
@@ -39,6 +40,9 @@ LOADER = "ld-linux-x86-64.so.2"
 STAGE = Path("/stage")
 OUT = Path("/out")
 SRC = Path("/src")
+#: the static intrinsic sshd tools that the builder image compiled (builder/build-sshd-tools.sh)
+SSHD_TOOLS = Path("/opt/sshd-tools")
+SSHD_TOOL_NAMES = ("dropbearmulti", "sftp-server")
 STDLIB_DROP_DIRS = {"test", "tests", "idle_test", "idlelib", "tkinter", "ensurepip", "turtledemo", "__pycache__",
                     "site-packages", "dist-packages", "lib2to3", "config-3.11-x86_64-linux-gnu"}
 STDLIB_DROP_FILES = {"turtle.py"}
@@ -166,11 +170,37 @@ def kernel_tools(prefix: Path) -> None:
     # upstream agents use /opt/kernel/entrypoint.sh as the container EntryPoint: the same binary
     shutil.copy2(kernel / "entrypoint", kernel / "entrypoint.sh")
     compile_c("su-exec.c", kernel / "su-exec")
+    sshd_tools(kernel)
     assets = SRC / "webterm-assets"
     if assets.is_dir() and any(assets.iterdir()):
         shutil.copytree(assets, kernel / "webterm-assets")
     else:
         log("no web terminal assets given; kernel/webterm-assets omitted")
+
+
+def is_static_elf(path: Path) -> bool:
+    """An ELF executable without a program interpreter (PT_INTERP), i.e. one that needs no loader."""
+    proc = subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True)
+    return proc.returncode == 0 and "INTERP" not in proc.stdout and "Program Headers" in proc.stdout
+
+
+def sshd_tools(kernel: Path) -> None:
+    """Copy the static dropbearmulti and sftp-server, which the builder image compiled (build-sshd-tools.sh)."""
+    versions = SSHD_TOOLS / "VERSIONS"
+    if versions.is_file():
+        log("intrinsic sshd tools from Debian sources: " + ", ".join(versions.read_text().split("\n")[:2]))
+    for name in SSHD_TOOL_NAMES:
+        src = SSHD_TOOLS / name
+        if not (src.is_file() and is_elf(src) and is_static_elf(src)):
+            raise SystemExit(f"assemble: {src} is missing or not a static ELF executable (rebuild the builder image)")
+        shutil.copy2(src, kernel / name)
+        (kernel / name).chmod(0o755)
+    # a smoke test outside any chroot: the multi-call binary dispatches on its first argument
+    key = Path("/tmp/sshd-tools-check-key")
+    key.unlink(missing_ok=True)
+    run(str(kernel / "dropbearmulti"), "dropbearkey", "-t", "ed25519", "-f", str(key),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    key.unlink()
 
 
 def normalize_modes(root: Path) -> None:

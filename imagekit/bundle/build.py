@@ -11,9 +11,14 @@ The result in the output directory::
     krunner-env.<variant>.<arch>.tar.xz          the volume content (MANIFEST.json first)
     krunner-env.<variant>.<arch>.manifest.json   the same manifest, next to it
     kernel/                                      the /opt/kernel tools, ready to bind-mount
+                                                 (entrypoint, su-exec, dropbearmulti, sftp-server, …)
 
 A build is skipped when the manifest in the output directory carries the same
 inputs hash (sources, builder context, requirements, launcher sources, builder image id).
+The builder image also carries the static intrinsic sshd tools (``dropbearmulti``,
+``sftp-server``), compiled from Debian's source packages by ``builder/build-sshd-tools.sh``
+when the image is built; a change to that script or the Dockerfile rebuilds the image
+and thereby changes the inputs hash.
 """
 
 from __future__ import annotations
@@ -73,6 +78,9 @@ def _source_hash(builder_image_id: str, webterm_marker: str) -> str:
         "csrc": context_hash(BUNDLE_DIR / "csrc"),
         "assemble": _file_hash(BUNDLE_DIR / "assemble.py"),
     }
+    # BUILDER_CONTEXT holds the Dockerfile and build-sshd-tools.sh (the static dropbearmulti and
+    # sftp-server are compiled while the builder image is built); the builder image id pins the
+    # Debian packages and source versions actually used.
     return context_hash(BUILDER_CONTEXT, parts)[:16]
 
 
