@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-from docker.errors import DockerException
 from docker.types import Mount
 
 from imagekit.localenv._common import LocalEnvError, file_lock, log
 from imagekit.localenv.base_image import ensure_base_image
 from imagekit.localenv.engine import ensure_engine
 from imagekit.localenv.images import context_hash, ensure_image
+from imagekit.localenv.jobs import run_job
 from imagekit.localenv.krunner_dev import DEV_REQUIREMENTS, HOST_CA_IN_CONTAINER, host_ca_bundle
 
 from . import ARCH, BUNDLE_FORMAT, DEFAULT_OUTPUT_DIR, PREFIX, REPO_ROOT, VARIANT, manifest_name, tarball_name
@@ -112,28 +112,6 @@ def _cached(output_dir: Path, inputs_hash: str) -> Manifest | None:
     return manifest if manifest.inputs_hash == inputs_hash else None
 
 
-def _run_container(client: docker.DockerClient, image: str, mounts: list[Mount], env: dict[str, str]) -> None:
-    container = client.containers.create(
-        image, ["python3", "-u", "/src/bundle/assemble.py", "/job/job.json"], mounts=mounts, environment=env,
-    )
-    try:
-        container.start()
-        tail: list[str] = []
-        for raw in container.logs(stream=True, follow=True):
-            for line in raw.decode(errors="replace").splitlines():
-                tail = (tail + [line])[-40:]
-                log(f"krunner build: {line}")
-        code = int(container.wait(timeout=BUILD_TIMEOUT_SECONDS).get("StatusCode", -1))
-        if code != 0:
-            shown = "\n".join(f"    {line}" for line in tail)
-            raise LocalEnvError(f"assembling the krunner bundle failed (exit {code}):\n{shown}")
-    finally:
-        try:
-            container.remove(force=True)
-        except DockerException:
-            pass
-
-
 def build_bundle(
     output_dir: Path | None = None, *, force: bool = False, client: docker.DockerClient | None = None
 ) -> BundleBuild:
@@ -183,7 +161,10 @@ def build_bundle(
                 if key in os.environ:
                     env[key] = os.environ[key]
             log(f"krunner build: assembling {tarball_name()} in {builder} (inputs {inputs_hash})…")
-            _run_container(client, builder, mounts, env)
+            run_job(
+                client, builder, ["python3", "-u", "/src/bundle/assemble.py", "/job/job.json"],
+                what="krunner build", mounts=mounts, environment=env, timeout=BUILD_TIMEOUT_SECONDS,
+            )
             out = work / "out"
             manifest = Manifest.from_file(out / "MANIFEST.json")
             # replace the previous result; the manifest goes last (it is the cache marker)

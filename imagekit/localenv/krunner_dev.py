@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 
 import docker
-from docker.errors import DockerException, NotFound
+from docker.errors import NotFound
 from docker.types import Mount
 
 from ._common import LocalEnvError, file_lock, log
 from .base_image import ensure_base_image
 from .engine import ensure_engine
 from .images import ensure_image
+from .jobs import run_job
 
 DEV_PREFIX = "/opt/backend.ai"
 DEV_PYTHON_VERSION = "3.11"
@@ -115,24 +116,10 @@ def _run_builder(client: docker.DockerClient, volume: str, builder: str, script:
     for key in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
         if key in os.environ:
             env[key] = os.environ[key]
-    container = client.containers.create(builder, ["/bin/bash", "-c", script], mounts=mounts, environment=env)
-    try:
-        container.start()
-        tail: list[str] = []
-        for raw in container.logs(stream=True, follow=True):
-            for line in raw.decode(errors="replace").splitlines():
-                tail = (tail + [line])[-40:]
-                log(f"krunner-dev: {line}")
-        result = container.wait(timeout=BUILD_TIMEOUT_SECONDS)
-        code = int(result.get("StatusCode", -1))
-        if code != 0:
-            shown = "\n".join(f"    {line}" for line in tail)
-            raise LocalEnvError(f"building krunner volume {volume} failed (exit {code}):\n{shown}")
-    finally:
-        try:
-            container.remove(force=True)
-        except DockerException:
-            pass
+    run_job(
+        client, builder, ["/bin/bash", "-c", script],
+        what=f"building krunner volume {volume}", mounts=mounts, environment=env, timeout=BUILD_TIMEOUT_SECONDS,
+    )
 
 
 def ensure_dev_krunner_volume(

@@ -494,9 +494,7 @@ def test_large_single_print_is_byte_exact(repl: ReplProcess) -> None:
 
 
 def test_many_lines_in_order(repl: ReplProcess) -> None:
-    began = time.monotonic()
     result = repl.run("for i in range(100000): print(i)")
-    assert time.monotonic() - began < 3
     expected = "".join("%d\n" % i for i in range(100000)).encode()
     assert result.stdout == expected
 
