@@ -92,6 +92,15 @@ def test_python_completion(python_kernel):
     scenarios.python_completion(python_kernel.client())
 
 
+def test_user_processes_do_not_inherit_runner_only_settings(python_kernel):
+    """The runner skips pydantic's plugin scan at start-up; user code must not see that setting."""
+    c = python_kernel.client()
+    r = c.query("import os; print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))")
+    assert r.stdout == "None\n", r.stderr
+    c.send("exec", "echo \"[${PYDANTIC_DISABLE_PLUGINS-unset}]\"")
+    assert c.collect().stdout == "[unset]\n"
+
+
 def test_python_repl_death_is_reported_and_recovered(python_kernel):
     c = python_kernel.client()
     r = c.query("import os\nos.kill(os.getpid(), 9)")
