@@ -17,6 +17,7 @@ examples:
   bai-imagekit test my/kernel:latest
   bai-imagekit test --format junit --report smoke.xml img1 img2 -j 2
   bai-imagekit test my/kernel:latest --test-file image-test.toml --keep
+  bai-imagekit test -j 2 a:1 b:1 --test-file a:1=a/image-test.toml --test-file b:1=b/image-test.toml
 
 exit codes: 0 every check passed, 1 a check failed, 2 the harness could not run
 (engine unreachable, image missing, bad test file)."""
@@ -36,11 +37,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("text", "json", "junit"), default="text", help="report format (default: text)")
     p.add_argument("--report", type=Path, metavar="FILE", help="write the report to FILE (a text summary still goes to stdout)")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="test N images concurrently")
-    p.add_argument("--test-file", type=Path, metavar="FILE", help="the image author's checks (image-test.toml)")
+    p.add_argument("--test-file", action="append", default=[], metavar="[IMAGE=]FILE",
+                   help="the image author's checks (image-test.toml); IMAGE=FILE for one image only (repeatable)")
     p.add_argument("--keep", action="store_true", help="leave the containers running for inspection")
     p.add_argument("--ready-timeout", type=float, default=60.0, metavar="SECONDS", help="readiness timeout (default 60)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(handler=run)
+
+
+def _test_files(specs: list[str], images: list[str], load):
+    """``--test-file`` values → (the file for every image, {image: file}); an unknown IMAGE is a usage error."""
+    common, per_image = None, {}
+    for spec in specs:
+        image, sep, path = spec.rpartition("=")
+        if not sep:
+            if common is not None:
+                raise UsageError("--test-file FILE (for every image) given twice; use IMAGE=FILE for one image")
+            common = load(Path(spec))
+        elif image not in images:
+            raise UsageError(f"--test-file {spec!r}: {image!r} is not one of the images to test")
+        else:
+            per_image[image] = load(Path(path))
+    return common, per_image
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -55,10 +73,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    test_file = load_test_file(args.test_file) if args.test_file else None
+    test_file, test_files = _test_files(args.test_file, args.images, load_test_file)
     client = docker_client()
     krunner = krunner_mount(client)
-    options = SmokeOptions(krunner=krunner, test_file=test_file, keep=args.keep, ready_timeout=args.ready_timeout)
+    options = SmokeOptions(
+        krunner=krunner, test_file=test_file, test_files=test_files, keep=args.keep, ready_timeout=args.ready_timeout
+    )
     lock = threading.Lock()
 
     def show(image: str, result) -> None:

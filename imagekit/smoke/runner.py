@@ -34,7 +34,8 @@ Progress = Callable[[str, CheckResult], None]
 @dataclass
 class SmokeOptions:
     krunner: KrunnerMount
-    test_file: ImageTestFile | None = None
+    test_file: ImageTestFile | None = None  # for every image
+    test_files: dict[str, ImageTestFile] = field(default_factory=dict)  # per image (wins over test_file)
     keep: bool = False  # leave the container running for inspection
     ready_timeout: float = 60.0
     extra_mounts: list[tuple[Path, str]] = field(default_factory=list)
@@ -76,9 +77,10 @@ def _checks_for(facts: ImageFacts, options: SmokeOptions) -> list[Check]:
     services = [e.name for e in facts.services]
     split = next(i for i, c in enumerate(checks) if c.id.startswith("intrinsic."))
     checks[split:split] = service_checks(services)
-    if options.test_file is not None:
-        checks += [command_check(t, i) for i, t in enumerate(options.test_file.commands, 1)]
-        checks += [file_check(t, i) for i, t in enumerate(options.test_file.files, 1)]
+    test_file = options.test_files.get(facts.image, options.test_file)
+    if test_file is not None:
+        checks += [command_check(t, i) for i, t in enumerate(test_file.commands, 1)]
+        checks += [file_check(t, i) for i, t in enumerate(test_file.files, 1)]
     return checks
 
 
