@@ -193,7 +193,40 @@ BUFFER_LINES_JS = """(() => {
 })()"""
 
 
+@pytest.fixture(scope="module")
+def container_webterm(localenv) -> Iterator[int]:
+    """The web terminal as a kernel serves it: started by the runner from the krunner bundle's
+    /opt/kernel tools in a real container; yields the 127.0.0.1 port Docker publishes for 7681."""
+    from tests.kernels import DockerKernel
+
+    kernel = DockerKernel("bai-test/python:latest", "python", "/usr/bin/python3", bundle=True, extra_ports=[7681])
+    try:
+        port = kernel.kc.host_port(7681)
+
+        def page() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        _wait_for(page, 30, "the kernel's web terminal page")
+        yield port
+    finally:
+        kernel.stop()
+
+
 def test_page_runs_a_command(webterm: int, devtools: int) -> None:
+    _type_in_browser(webterm, devtools)
+
+
+@pytest.mark.docker
+def test_page_served_by_a_kernel_runs_a_command(container_webterm: int, devtools: int) -> None:
+    _type_in_browser(container_webterm, devtools)
+
+
+def _type_in_browser(webterm: int, devtools: int) -> None:
+    """Chromium opens the page, types `echo hello-term` and Enter; the output shows in xterm.js."""
     with urllib.request.urlopen(f"http://127.0.0.1:{devtools}/json/list", timeout=10) as resp:
         targets = json.load(resp)
     page = next(t for t in targets if t.get("type") == "page")
