@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -176,3 +177,55 @@ def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+SSHD_PORT = 2200
+
+
+def ssh_options(key: Path) -> list[str]:
+    """Host-side OpenSSH client options for a throw-away kernel (no prompts, no known_hosts)."""
+    return [
+        "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+    ]
+
+
+def ssh_login_and_sftp(kc, remote_command: str) -> str:
+    """Log in to the kernel's intrinsic sshd with its generated key and run *remote_command*, then
+    upload a file with ``sftp -b`` and check it arrived in ``/home/work`` (127.0.0.1 only).
+
+    *kc* is an :class:`imagekit.harness.container.KernelContainer`; returns the command's stdout.
+    """
+    import pytest
+
+    if shutil.which("ssh") is None or shutil.which("sftp") is None:
+        pytest.fail("the OpenSSH client (ssh, sftp) is needed on the host: apt-get install openssh-client")
+    key_in_work = kc.work_dir / "id_container"
+    # written by the runner's sshd preparation (dropbearkey + dropbearconvert)
+    assert wait_until(key_in_work.exists, timeout=60), f"no id_container; logs:\n{kc.logs()[-3000:]}"
+    tmp = Path(tempfile.mkdtemp(prefix="bai-ssh-"))
+    try:
+        key = tmp / "id"
+        shutil.copyfile(key_in_work, key)
+        key.chmod(0o600)
+        port = kc.host_port(SSHD_PORT)
+        argv = ["ssh", *ssh_options(key), "-p", str(port), "work@127.0.0.1", remote_command]
+        deadline = time.monotonic() + 30
+        while True:  # the runner starts the intrinsic sshd in the background
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert out.returncode == 0, f"{out.stderr}\nlogs:\n{kc.logs()[-3000:]}"
+
+        (tmp / "payload.txt").write_text("sftp works\n")
+        batch = tmp / "batch"
+        batch.write_text(f"put {tmp / 'payload.txt'} /home/work/uploaded-by-sftp.txt\nls /home/work\n")
+        sftp = subprocess.run(["sftp", *ssh_options(key), "-P", str(port), "-b", str(batch), "work@127.0.0.1"],
+                              capture_output=True, text=True, timeout=30)
+        assert sftp.returncode == 0, f"{sftp.stderr}\nlogs:\n{kc.logs()[-3000:]}"
+        assert (kc.work_dir / "uploaded-by-sftp.txt").read_text() == "sftp works\n"
+        assert "uploaded-by-sftp.txt" in sftp.stdout
+        return out.stdout
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

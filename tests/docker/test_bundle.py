@@ -10,9 +10,7 @@ dropbearmulti and sftp-server); the host logs in with OpenSSH on 127.0.0.1.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from imagekit.harness.client import AgentClient
 from imagekit.harness.container import start_kernel_container
 from imagekit.harness.krunner_mount import KrunnerMount
 from tests import scenarios
+from tests.kernels import SSHD_PORT, ssh_login_and_sftp
 
 pytestmark = pytest.mark.docker
 
@@ -29,7 +28,6 @@ MINBASE = "bai-local/debian:bookworm"
 PYTHON_IMAGE = "bai-test/python:latest"
 BUSYBOX = "bai-test/busybox:latest"
 NONROOT = "bai-test/nonroot:latest"
-SSHD_PORT = 2200  # krunner's intrinsic sshd (the bundle's static dropbearmulti + sftp-server)
 
 
 @pytest.fixture(scope="module")
@@ -212,59 +210,12 @@ def test_bundle_ships_static_sshd_tools(bundle):
             assert "INTERP" not in out.stdout, name
 
 
-def _ssh_options(key: Path) -> list[str]:
-    return [
-        "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-    ]
 
-
-def _ssh_login_and_sftp(kernel: BundleKernel) -> str:
-    """Log in with ``ssh`` and upload a file with ``sftp -b`` (host-side OpenSSH, 127.0.0.1 only).
-
-    Returns what the remote command printed: ``ok``, then ``$SHELL`` and the uid.
-    """
-    if shutil.which("ssh") is None or shutil.which("sftp") is None:
-        pytest.fail("the OpenSSH client (ssh, sftp) is needed on the host: apt-get install openssh-client")
-    kc = kernel.kc
-    kernel.client()  # the runner is up
-    key_in_work = kc.work_dir / "id_container"
-    deadline = time.monotonic() + 60
-    while not key_in_work.exists():  # written by the runner's sshd preparation (dropbearkey + dropbearconvert)
-        assert time.monotonic() < deadline, f"no id_container; logs:\n{kc.logs()[-3000:]}"
-        time.sleep(0.5)
-    tmp = Path(tempfile.mkdtemp(prefix="bai-bundle-ssh-"))
-    try:
-        key = tmp / "id"
-        shutil.copyfile(key_in_work, key)
-        key.chmod(0o600)
-        port = kc.host_port(SSHD_PORT)
-        argv = ["ssh", *_ssh_options(key), "-p", str(port), "work@127.0.0.1", "echo ok; echo $SHELL; id -u"]
-        deadline = time.monotonic() + 30
-        while True:  # the runner starts the intrinsic sshd in the background
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-            if out.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert out.returncode == 0, f"{out.stderr}\nlogs:\n{kc.logs()[-3000:]}"
-        assert out.stdout.split()[0] == "ok", out.stdout
-
-        (tmp / "payload.txt").write_text("sftp via the bundle\n")
-        batch = tmp / "batch"
-        batch.write_text(f"put {tmp / 'payload.txt'} /home/work/uploaded-by-sftp.txt\nls /home/work\n")
-        sftp = subprocess.run(["sftp", *_ssh_options(key), "-P", str(port), "-b", str(batch), "work@127.0.0.1"],
-                              capture_output=True, text=True, timeout=30)
-        assert sftp.returncode == 0, f"{sftp.stderr}\nlogs:\n{kc.logs()[-3000:]}"
-        assert (kc.work_dir / "uploaded-by-sftp.txt").read_text() == "sftp via the bundle\n"
-        assert "uploaded-by-sftp.txt" in sftp.stdout
-        return out.stdout
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_minbase_intrinsic_sshd_and_sftp(minbase_shell):
     """Debian without python: the login shell from /etc/passwd (bash) runs the command as uid 1000."""
-    assert _ssh_login_and_sftp(minbase_shell).split() == ["ok", "/bin/bash", "1000"]
+    assert ssh_login_and_sftp(minbase_shell.kc, "echo ok; echo $SHELL; id -u").split() == ["ok", "/bin/bash", "1000"]
     c = minbase_shell.client()
     # the server is the bundle's multi-call binary (re-executed per connection via /proc/self/exe)
     assert "/opt/kernel/dropbearmulti dropbear" in _run(c, "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '")
@@ -272,7 +223,7 @@ def test_minbase_intrinsic_sshd_and_sftp(minbase_shell):
 
 def test_busybox_intrinsic_sshd_and_sftp(busybox_shell):
     """Only a static busybox in the image (no libc, no /etc/shells): dropbear and sftp-server still work."""
-    assert _ssh_login_and_sftp(busybox_shell).split() == ["ok", "/bin/sh", "1000"]
+    assert ssh_login_and_sftp(busybox_shell.kc, "echo ok; echo $SHELL; id -u").split() == ["ok", "/bin/sh", "1000"]
 
 
 # ----------------------------------------------------------------------------- (d) non-root USER, unknown uid

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +19,7 @@ import pytest
 from krunner.services.model import load_definition
 from krunner.webterm import protocol as tty
 from krunner.webterm.websocket import ConnectionClosed, connect
-from tests.kernels import DockerKernel, wait_until
+from tests.kernels import DockerKernel, ssh_login_and_sftp
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -83,47 +80,9 @@ def test_library_app_starts_and_answers_http_200(services_kernel, name):
     assert log.is_file() and log.stat().st_size > 0, "service output is not in its log file"
 
 
-def _ssh_base(key: Path, port: int) -> list[str]:
-    return [
-        "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-    ]
-
-
 def test_intrinsic_sshd_login_and_sftp(services_kernel):
-    if shutil.which("ssh") is None or shutil.which("sftp") is None:
-        pytest.fail("the OpenSSH client (ssh, sftp) is needed on the host: apt-get install openssh-client")
-    kc = services_kernel.kc
-    key_in_work = kc.work_dir / "id_container"
-    assert wait_until(key_in_work.exists, timeout=60), f"no id_container; logs:\n{services_kernel.logs()[-3000:]}"
-    tmp = Path(tempfile.mkdtemp(prefix="bai-ssh-"))
-    try:
-        key = tmp / "id"
-        shutil.copyfile(key_in_work, key)
-        key.chmod(0o600)
-        port = kc.host_port(SSHD_PORT)
-        argv = ["ssh", *_ssh_base(key, port), "-p", str(port), "work@127.0.0.1", "echo ssh-ok; id -u; pwd"]
-        deadline = time.monotonic() + 30
-        while True:  # the intrinsic sshd starts in the background right after the runner
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-            if out.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.split() == ["ssh-ok", "1000", "/home/work"]
-
-        batch = tmp / "batch"
-        (tmp / "payload.txt").write_text("sftp works\n")
-        batch.write_text(f"put {tmp / 'payload.txt'} /home/work/uploaded.txt\nls /home/work\n")
-        out = subprocess.run(
-            ["sftp", *_ssh_base(key, port), "-P", str(port), "-b", str(batch), "work@127.0.0.1"],
-            capture_output=True, text=True, timeout=30,
-        )
-        assert out.returncode == 0, out.stderr
-        assert (kc.work_dir / "uploaded.txt").read_text() == "sftp works\n"
-        assert "uploaded.txt" in out.stdout
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    out = ssh_login_and_sftp(services_kernel.kc, "echo ssh-ok; id -u; pwd")
+    assert out.split() == ["ssh-ok", "1000", "/home/work"]
 
 
 async def _terminal_round_trip(port: int) -> str:
