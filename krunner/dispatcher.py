@@ -3,7 +3,8 @@
 Guarantees (stronger than upstream, same wire format):
 
 * every serial op (clean/build/exec/code) ends with exactly one terminal record,
-  whatever happens inside it;
+  whatever happens inside it, except that the steps of one batch end as one run
+  (:mod:`krunner.batch_fold`);
 * every op that expects a reply gets exactly one, also for a malformed payload
   (the reply then carries an ``error`` field);
 * unknown ops are logged and ignored; an exception in one op never stops the
@@ -41,7 +42,9 @@ from .protocol import (
     parse_json_payload,
     validation_message,
 )
+from .batch_fold import FOLLOWUP_GRACE_SECONDS, NEXT_STEP, BatchFold
 from .runner import Runner
+from .serial_queue import SerialQueue
 from .transport import Outbox
 
 log = logging.getLogger("krunner.dispatcher")
@@ -51,7 +54,8 @@ class Dispatcher:
     def __init__(self, runner: Runner, outbox: Outbox) -> None:
         self.runner = runner
         self.outbox = outbox
-        self.queue: asyncio.Queue[tuple[Op, bytes]] = asyncio.Queue()
+        self.queue: SerialQueue[tuple[Op, bytes]] = SerialQueue()
+        self.batch = BatchFold()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handlers: dict[Op, Callable[[bytes], None]] = {
             Op.INPUT: self._on_input,
@@ -107,13 +111,26 @@ class Dispatcher:
             try:
                 exit_code = await self.runner.run_serial(op, payload)
             except asyncio.CancelledError:
+                self._end_run(op, exit_code)
                 raise
             except BaseException as exc:  # includes SystemExit from a misbehaving runtime
                 log.exception("%s failed inside the runner", op.value)
                 self.outbox.send(Record.STDERR, f"[krunner] internal error during {op.value}: {exc!r}\n".encode())
-            finally:
-                self.outbox.send(TERMINAL_RECORD[op], exit_payload(exit_code))
-                self.queue.task_done()
+            if await self._continues_batch(op):
+                self.batch.fold(op, exit_code)
+            else:
+                self._end_run(op, exit_code)
+
+    def _end_run(self, op: Op, exit_code: int | None) -> None:
+        self.outbox.send(TERMINAL_RECORD[op], exit_payload(exit_code, self.batch.take() or None))
+
+    async def _continues_batch(self, op: Op) -> bool:
+        """True when the next step of this batch is queued (see :mod:`krunner.batch_fold`)."""
+        follow = NEXT_STEP.get(op)
+        if follow is None:
+            return False
+        head = await self.queue.peek(FOLLOWUP_GRACE_SECONDS)
+        return head is not None and head[0] is follow
 
     # -- inline ops --------------------------------------------------------------------------
 

@@ -101,6 +101,8 @@ class ExitPayload(_Payload):
     """``finished`` / ``build-finished`` / ``clean-finished``."""
 
     exit_code: int | None = Field(alias="exitCode")
+    #: exit codes of the batch steps folded into this run (krunner extension; see krunner.batch_fold)
+    steps: dict[str, int | None] | None = None
 
 
 class WaitingInputPayload(_Payload):
@@ -187,8 +189,12 @@ def encode_json(obj: BaseModel | dict[str, Any] | list[Any] | str) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(", ", ": ")).encode("utf-8")
 
 
-def exit_payload(exit_code: int | None) -> bytes:
-    return encode_json({"exitCode": exit_code})
+def exit_payload(exit_code: int | None, steps: dict[str, int | None] | None = None) -> bytes:
+    """A terminal record's payload; *steps* are the exit codes of folded batch steps (krunner.batch_fold)."""
+    body: dict[str, Any] = {"exitCode": exit_code}
+    if steps:
+        body["steps"] = steps
+    return encode_json(body)
 
 
 def encode_status(started_at: float) -> bytes:

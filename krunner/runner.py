@@ -88,7 +88,8 @@ class Runner:
         self.terminal: Terminal | None = None
         self.tasklog = TaskLog(task_log_path(self.paths, os.environ.get("BACKENDAI_KERNEL_ID")))
         self.ready = asyncio.Event()  # set when serial ops may run
-        self.last_build_ok: bool | None = None
+        #: exit code of the last build step, until an exec step consumes it
+        self.last_build_exit: int | None = None
 
     # -- init / shutdown ---------------------------------------------------------------------
 
@@ -184,9 +185,9 @@ class Runner:
         return env
 
     async def batch_step(self, op: Op, command: str) -> int:
-        if op is Op.EXEC and self.last_build_ok is False:
-            self.last_build_ok = None
-            self.jobs.report(Record.STDERR, "[krunner] exec skipped: the preceding build failed\n")
+        if op is Op.EXEC and self.last_build_exit not in (None, 0):
+            code, self.last_build_exit = self.last_build_exit, None
+            self.jobs.report(Record.STDERR, f"[krunner] exec skipped: the preceding build failed (exit {code})\n")
             return EXIT_NOTHING_TO_RUN
         command = command.strip()
         if not command:
@@ -196,7 +197,7 @@ class Runner:
         else:
             code = await self.jobs.run(["/bin/sh", "-c", command], self._batch_env(op), tasklog=self.tasklog)
         if op is Op.BUILD:
-            self.last_build_ok = code == 0
+            self.last_build_exit = code
         return code
 
     async def _heuristic(self, op: Op) -> int:

@@ -76,15 +76,19 @@ def garbage_frames_then_query(c: AgentClient, code: str, expected_stdout: str) -
 
 
 def batch_sequencing(c: AgentClient) -> None:
-    clean, build, run = c.batch("", "echo building; exit 2", "echo should-not-run")
-    assert (clean.status, clean.exit_code) == ("clean-finished", 0)
-    assert (build.status, build.exit_code) == ("build-finished", 2)
-    assert "building" in build.stdout
-    assert (run.status, run.exit_code) == ("finished", 127)
-    assert "should-not-run" not in run.stdout
-    clean, build, run = c.batch("true", "", "echo ok; echo warn >&2")
-    assert [clean.exit_code, build.exit_code, run.exit_code] == [0, 0, 0]
+    # a batch sent at once is one run: no intermediate markers, the folded steps' codes in `finished`
+    run = c.batch("", "echo building; exit 2", "echo should-not-run")
+    assert run.markers == [] and run.status == "finished"
+    assert run.steps == {"clean": 0, "build": 2, "exec": 127}
+    assert "building" in run.stdout and "should-not-run" not in run.stdout
+    assert "exec skipped: the preceding build failed (exit 2)" in run.stderr
+    run = c.batch("true", "", "echo ok; echo warn >&2")
+    assert run.steps == {"clean": 0, "build": 0, "exec": 0}
     assert run.stdout == "ok\n" and run.stderr == "warn\n"
+    # a step sent on its own still ends with its own marker
+    c.send("clean", "echo cleaning")
+    alone = c.collect()
+    assert (alone.status, alone.exit_code, alone.stdout) == ("clean-finished", 0, "cleaning\n")
     # FIFO: a queued exec waits behind a running one
     c.send("exec", "sleep 0.3; echo first")
     c.send("exec", "echo second")

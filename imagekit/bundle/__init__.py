@@ -18,6 +18,9 @@ VARIANT = "static-gnu"
 ARCH = "x86_64"
 PREFIX = "/opt/backend.ai"
 PYTHON_VERSION = "3.11"
+#: the ``X.Y`` a stock agent is told (krunner-python.<variant>.txt); it bind-mounts its own runner
+#: under lib/pythonX.Y/site-packages, which therefore must not be our interpreter's version
+AGENT_PYTHON_VERSION = "3.13"
 SITE_PACKAGES = f"{PREFIX}/lib/python{PYTHON_VERSION}/site-packages"
 KERNEL_DIR_TARGET = "/opt/kernel"
 
@@ -43,6 +46,7 @@ def manifest_name(variant: str = VARIANT, arch: str = ARCH) -> str:
     return f"krunner-env.{variant}.{arch}.manifest.json"
 
 
-def volume_name(fmt: int = BUNDLE_FORMAT, arch: str = ARCH, variant: str = VARIANT) -> str:
-    """``backendai-krunner.v<N>.<arch>.<variant>`` (the name scheme the agent uses)."""
-    return f"backendai-krunner.v{fmt}.{arch}.{variant}"
+def volume_name(version: int, arch: str = ARCH, variant: str = VARIANT) -> str:
+    """``backendai-krunner.v<N>.<arch>.<variant>``: the agent's name scheme; N is the manifest's
+    ``volume_version`` (derived from the content, so a changed bundle never reuses a volume)."""
+    return f"backendai-krunner.v{version}.{arch}.{variant}"

@@ -18,6 +18,9 @@ Layout built under ``/stage<prefix>`` (the prefix is ``/opt/backend.ai``)::
     lib/python3.11/       trimmed stdlib (+ site-packages with krunner and deps)
     kernel/               the /opt/kernel tools (entrypoint, su-exec, dropbearmulti, sftp-server,
                           webterm-assets)
+    lib/python<agent>/site-packages/ai/backend/{kernel,helpers}/
+                          empty mount targets: a stock agent binds its own runner there (it reads
+                          <agent> from the agent package); our interpreter never looks there
     MANIFEST.json         file list with sha256/mode (not listing itself)
 """
 
@@ -203,6 +206,28 @@ def sshd_tools(kernel: Path) -> None:
     key.unlink()
 
 
+def agent_mount_targets(prefix: Path, agent_python: str) -> None:
+    """Empty directories where a stock agent bind-mounts its own runner packages.
+
+    The volume is mounted read-only, so the targets must exist or the container fails to
+    start; they sit under a Python version that is not ours, so the binds never shadow krunner.
+    """
+    if agent_python == PY_VER:
+        raise SystemExit(f"assemble: the agent's Python version must differ from the bundle's ({PY_VER})")
+    for name in ("kernel", "helpers"):
+        (prefix / "lib" / f"python{agent_python}" / "site-packages" / "ai" / "backend" / name).mkdir(parents=True)
+
+
+def volume_version(files: list[dict]) -> int:
+    """The integer in the volume name, derived from the content (a 10-digit number).
+
+    A stock agent creates a volume only when no volume of that name exists, so the name must
+    change whenever the content does; 10 digits keep it clear of upstream's small counters.
+    """
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return 1_000_000_000 + int(digest[:12], 16) % 1_000_000_000
+
+
 def normalize_modes(root: Path) -> None:
     for p in [root, *root.rglob("*")]:
         if p.is_symlink():
@@ -278,6 +303,7 @@ def main() -> None:
     for alias in ("python3", f"python{PY_VER}"):
         (prefix / "bin" / alias).symlink_to("python")
     kernel_tools(prefix)
+    agent_mount_targets(prefix, job["agent_python"])
     log("collecting shared libraries")
     libs = collect_libraries(prefix)
     log(f"shipping {len(libs)} libraries: {' '.join(libs)}")
@@ -299,10 +325,12 @@ def main() -> None:
     if words[:5] != want:
         raise SystemExit(f"assemble: unexpected prefix/executable: {proc.stdout!r} (want {want})")
     log(f"self-check ok: {proc.stdout.strip()}")
+    files = file_list(prefix)
     manifest = {
         "format": job["format"], "variant": job["variant"], "arch": job["arch"], "python": PY_VER,
+        "agent_python": job["agent_python"], "volume_version": volume_version(files),
         "version": job["version"], "inputs_hash": job["inputs_hash"], "prefix": job["prefix"],
-        "libraries": libs, "files": file_list(prefix),
+        "libraries": libs, "files": files,
     }
     text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
     (prefix / "MANIFEST.json").write_text(text)

@@ -41,7 +41,17 @@ from imagekit.localenv.images import context_hash, ensure_image
 from imagekit.localenv.jobs import run_job
 from imagekit.localenv.krunner_dev import DEV_REQUIREMENTS, HOST_CA_IN_CONTAINER, host_ca_bundle
 
-from . import ARCH, BUNDLE_FORMAT, DEFAULT_OUTPUT_DIR, PREFIX, REPO_ROOT, VARIANT, manifest_name, tarball_name
+from . import (
+    AGENT_PYTHON_VERSION,
+    ARCH,
+    BUNDLE_FORMAT,
+    DEFAULT_OUTPUT_DIR,
+    PREFIX,
+    REPO_ROOT,
+    VARIANT,
+    manifest_name,
+    tarball_name,
+)
 from .manifest import Manifest, ManifestError
 
 BUNDLE_DIR = Path(__file__).resolve().parent
@@ -71,6 +81,7 @@ class BundleBuild:
 def _source_hash(builder_image_id: str, webterm_marker: str) -> str:
     parts = {
         "format": str(BUNDLE_FORMAT), "variant": VARIANT, "arch": ARCH, "prefix": PREFIX,
+        "agent-python": AGENT_PYTHON_VERSION,
         "requirements": "\n".join(BUNDLE_REQUIREMENTS), "builder-image": builder_image_id,
         "webterm": webterm_marker,
         "krunner": context_hash(REPO_ROOT / "krunner"),
@@ -141,6 +152,7 @@ def build_bundle(
             job = {
                 "prefix": PREFIX, "requirements": list(BUNDLE_REQUIREMENTS), "format": BUNDLE_FORMAT,
                 "variant": VARIANT, "arch": ARCH, "version": f"{krunner_version}+{inputs_hash}",
+                "agent_python": AGENT_PYTHON_VERSION,
                 "inputs_hash": inputs_hash, "tarball": tarball_name(), "xz_threads": 2,
             }
             (work / "job" / "job.json").write_text(json.dumps(job))

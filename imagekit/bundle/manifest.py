@@ -4,6 +4,7 @@ The manifest is JSON, written by the builder as ``MANIFEST.json`` (first member 
 the tarball, also next to it as ``krunner-env.<variant>.<arch>.manifest.json``)::
 
     {"format": 1, "variant": "static-gnu", "arch": "x86_64", "python": "3.11",
+     "agent_python": "3.13", "volume_version": 1234567890,
      "version": "<krunner version>+<inputs hash>", "inputs_hash": "…", "prefix": "/opt/backend.ai",
      "libraries": [...],
      "files": [{"path": "bin/python", "type": "file", "mode": "0755", "size": 17000, "sha256": "…"},
@@ -76,6 +77,10 @@ class Manifest:
     prefix: str
     files: tuple[Entry, ...]
     libraries: tuple[str, ...] = ()
+    #: N of the volume name and the content of its VERSION file (see imagekit.bundle.volume_name)
+    volume_version: int = 0
+    #: the X.Y a stock agent is told; it mounts its runner under lib/pythonX.Y (never ours)
+    agent_python: str = ""
     text: str = field(default="", repr=False, compare=False)
 
     @classmethod
@@ -92,6 +97,7 @@ class Manifest:
                 python=str(raw["python"]), version=str(raw["version"]), inputs_hash=str(raw["inputs_hash"]),
                 prefix=str(raw["prefix"]), files=tuple(Entry.from_json(e) for e in raw["files"]),
                 libraries=tuple(raw.get("libraries", ())), text=text,
+                volume_version=int(raw["volume_version"]), agent_python=str(raw["agent_python"]),
             )
         except KeyError as exc:
             raise ManifestError(f"manifest lacks {exc}") from None
@@ -184,8 +190,8 @@ def verify(manifest: Manifest, observed: dict[str, Entry], *, version_text: str 
         problems.append(f"{MANIFEST_MEMBER} differs from the bundle's")
     if version_text is None:
         problems.append(f"missing {VERSION_FILE} (extraction did not finish)")
-    elif version_text.strip() != str(manifest.format):
-        problems.append(f"{VERSION_FILE} is {version_text.strip()!r}, expected {manifest.format}")
+    elif version_text.strip() != str(manifest.volume_version):
+        problems.append(f"{VERSION_FILE} is {version_text.strip()!r}, expected {manifest.volume_version}")
     if len(problems) > limit:
         problems = problems[:limit] + [f"… and {len(problems) - limit} more"]
     return problems

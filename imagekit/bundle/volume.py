@@ -80,7 +80,7 @@ def _extract(client: docker.DockerClient, image: str, volume: str, tarball: Path
 find /vol -mindepth 1 -delete
 tar -x --no-same-owner -C /vol -f /bundle.tar
 chown -R 0:0 /vol
-echo {manifest.format} > /vol/{VERSION_FILE}.tmp
+echo {manifest.volume_version} > /vol/{VERSION_FILE}.tmp
 mv /vol/{VERSION_FILE}.tmp /vol/{VERSION_FILE}
 """
         _run_helper(client, image, script, [
@@ -100,7 +100,7 @@ def install_volume(
     started = time.monotonic()
     tarball = Path(tarball)
     manifest = Manifest.from_tarball(tarball)
-    name = name or volume_name(manifest.format, manifest.arch, manifest.variant)
+    name = name or volume_name(manifest.volume_version, manifest.arch, manifest.variant)
     client = client or ensure_engine()
     helper = ensure_base_image(client=client)
     with file_lock(f"volume-{name}"):
@@ -108,7 +108,7 @@ def install_volume(
             client.volumes.get(name)
             action = "repaired"
         except NotFound:
-            client.volumes.create(name, driver="local", labels={VOLUME_LABEL: "1", VERSION_LABEL: str(manifest.format)})
+            client.volumes.create(name, driver="local", labels={VOLUME_LABEL: "1", VERSION_LABEL: str(manifest.volume_version)})
             action = "created"
         problems = [] if action == "created" else inspect_volume(client, helper, name, manifest)
         if action == "repaired" and not problems and not force:

@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(handler=run_build)
     i = ksub.add_parser(
         "install", help="create or repair the Docker volume from a bundle tarball",
-        description=f"Create the volume {volume_name()} (idempotent) and extract the bundle into it. An existing "
+        description=f"Create the volume {volume_name(0).replace('v0', 'v<N>')} (idempotent; N comes from the "
+        "bundle's content) and extract the bundle into it. An existing "
         "volume is verified against the bundle's manifest (sha256, modes, no extra files, VERSION marker) "
         "and repaired if it differs. Builds the bundle first when no --tarball is given. "
         "Prints the volume name on stdout.",
@@ -41,6 +42,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--volume", default=None, metavar="NAME", help="volume name (default: from the manifest)")
     i.add_argument("--force", action="store_true", help="re-extract even if the volume verifies")
     i.set_defaults(handler=run_install)
+    k = ksub.add_parser(
+        "package", help="package the bundle as a wheel for a stock Backend.AI agent",
+        description="Write a wheel that an operator installs into a Backend.AI agent's environment. It "
+        "replaces the stock backend.ai-krunner-static-gnu (same distribution, version <base>+bai.v<N>), so the "
+        "agent's own prepare_krunner_env() creates our volume backendai-krunner.v<N>.<arch>.static-gnu at its "
+        "next start. Builds the bundle first when no --tarball is given. Prints the wheel path on stdout. "
+        "See docs/krunner-volume.md.",
+    )
+    k.add_argument("--tarball", type=Path, default=None, metavar="FILE",
+                   help=f"a {tarball_name()} (default: build into {DEFAULT_OUTPUT_DIR} and use that)")
+    k.add_argument("--output", "-o", type=Path, default=Path("dist"), metavar="DIR",
+                   help="where to write the wheel (default: ./dist)")
+    k.add_argument("--base-version", default=None, metavar="X.Y.Z",
+                   help="the stock backend.ai-krunner-static-gnu version the agent pins (default: 4.4.0, "
+                   "what backend.ai-agent 26.9.x requires)")
+    k.set_defaults(handler=run_package)
     p.set_defaults(handler=lambda args: _no_subcommand(p))
 
 
@@ -75,6 +92,38 @@ def run_build(args: argparse.Namespace) -> int:
           f"version {result.manifest.version}{' (cached)' if result.cached else ''}", file=sys.stderr)
     print(result.tarball)
     return 0 if size <= SIZE_TARGET_BYTES else 1
+
+
+def _given_or_built_tarball(tarball: Path | None) -> Path:
+    if tarball is not None:
+        if not tarball.is_file():
+            raise UsageError(f"--tarball {tarball} does not exist")
+        return tarball
+    from imagekit.bundle.build import build_bundle
+
+    return build_bundle().tarball
+
+
+def run_package(args: argparse.Namespace) -> int:
+    from imagekit.bundle.agent_package import DEFAULT_BASE_VERSION, build_agent_package
+
+    local_env_error, docker_error, manifest_error = _errors()
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {args.output} is not a directory")
+    base = args.base_version or DEFAULT_BASE_VERSION
+    if not all(part.isdigit() for part in base.split(".")):
+        raise UsageError(f"--base-version {base!r} is not a release number such as 4.4.0")
+    try:
+        tarball = _given_or_built_tarball(args.tarball)
+        package = build_agent_package(tarball, args.output, base_version=base)
+    except manifest_error as exc:
+        raise UsageError(f"{args.tarball}: not a usable krunner bundle: {exc}") from exc
+    except (local_env_error, docker_error, OSError, ValueError) as exc:
+        raise EnvironmentProblem(str(exc)) from exc
+    print(f"agent package: {package.wheel.name} (volume {package.volume}; the agent mounts its own runner "
+          f"under lib/python{package.agent_python}, which krunner never reads)", file=sys.stderr)
+    print(package.wheel)
+    return 0
 
 
 def run_install(args: argparse.Namespace) -> int:

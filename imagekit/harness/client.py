@@ -19,6 +19,7 @@ import zmq
 from krunner.protocol import (
     AppsResult,
     CompletionPayload,
+    ExitPayload,
     ModelServiceResult,
     Op,
     Record,
@@ -76,6 +77,16 @@ class RunResult:
     @property
     def types(self) -> list[str]:
         return [t for t, _ in self.records]
+
+
+@dataclass
+class BatchResult(RunResult):
+    """A whole batch (clean, build, exec) read as one run."""
+
+    #: exit code per step: ``{"clean": 0, "build": 0, "exec": 0}`` (steps that ran or were folded)
+    steps: dict[str, int | None] = field(default_factory=dict)
+    #: the intermediate markers the runner sent (none when it folds the batch)
+    markers: list[str] = field(default_factory=list)
 
 
 class AgentClient:
@@ -162,15 +173,30 @@ class AgentClient:
         self.send(Op.INPUT, text)
         return self.collect(timeout=timeout)
 
-    def batch(self, clean: str = "", build: str = "", exec: str = "", timeout: float | None = None) -> list[RunResult]:
-        """Send clean, build and exec at once (as the agent does) and collect the three runs."""
+    def batch(self, clean: str = "", build: str = "", exec: str = "", timeout: float | None = None) -> BatchResult:
+        """Send clean, build and exec at once (as the agent does) and collect the batch as one run.
+
+        krunner folds the steps of such a batch into one run (``finished`` carries the folded
+        steps' exit codes); a runner that sends ``clean-finished``/``build-finished`` instead is
+        read the same way, its markers becoming :attr:`BatchResult.steps`.
+        """
         self.send(Op.CLEAN, clean)
         self.send(Op.BUILD, build)
         self.send(Op.EXEC, exec)
-        results = [self.collect(until={"clean-finished"}, timeout=timeout)]
-        results.append(self.collect(until={"build-finished"}, timeout=timeout))
-        results.append(self.collect(timeout=timeout))
-        return results
+        result = BatchResult()
+        markers = {Record.CLEAN_FINISHED.value: "clean", Record.BUILD_FINISHED.value: "build"}
+        while True:
+            kind, payload = self.recv(CONSOLE_RECORDS | {"finished", *markers}, timeout)
+            if kind in markers:
+                result.steps[markers[kind]] = json.loads(payload).get("exitCode")
+                result.markers.append(kind)
+            elif kind == "finished":
+                result.status, result.payload = kind, payload
+                result.steps.update(ExitPayload.model_validate_json(payload).steps or {})
+                result.steps["exec"] = result.exit_code
+                return result
+            else:
+                result.records.append((kind, payload))
 
     # -- request/response -------------------------------------------------------------------
 

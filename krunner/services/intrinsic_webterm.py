@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..webterm import find_assets
 from .launch import LaunchSpec
 
 KERNEL_DIR = Path(os.environ.get("KRUNNER_KERNEL_DIR", "/opt/kernel"))
-DEFAULT_ASSETS = Path(os.environ.get("KRUNNER_WEBTERM_ASSETS", str(KERNEL_DIR / "webterm-assets")))
 SHELLS = ("/bin/zsh", "/bin/bash", "/bin/ash", "/bin/sh")
 
 
@@ -22,7 +22,7 @@ def _shell() -> str:
 
 
 def available() -> bool:
-    return (KERNEL_DIR / "ttyd").exists() or DEFAULT_ASSETS.is_dir()
+    return (KERNEL_DIR / "ttyd").exists() or find_assets() is not None
 
 
 def launch(port: int) -> LaunchSpec | None:
@@ -30,9 +30,10 @@ def launch(port: int) -> LaunchSpec | None:
     ttyd = KERNEL_DIR / "ttyd"
     if ttyd.exists():
         return LaunchSpec(argv=[str(ttyd), "-W", "-p", str(port), shell], launch_timeout=10)
-    if DEFAULT_ASSETS.is_dir():
+    assets = find_assets()
+    if assets is not None:
         from .manager import python_module_argv
 
-        argv = python_module_argv("krunner.webterm", "--port", str(port), "--shell", shell, "--assets", str(DEFAULT_ASSETS))
+        argv = python_module_argv("krunner.webterm", "--port", str(port), "--shell", shell, "--assets", str(assets))
         return LaunchSpec(argv=argv, launch_timeout=10)
     return None

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import ASSETS_ENV, DEFAULT_ASSETS_DIR, DEFAULT_PORT
+from . import ASSETS_ENV, DEFAULT_ASSETS_DIR, DEFAULT_PORT, find_assets
 from .server import AssetError, ServerConfig, WebTermServer, load_assets
 from .shell import DEFAULT_HOME, shell_command, shell_environment
 
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def make_config(args: argparse.Namespace) -> ServerConfig:
     if not 0 <= args.port <= 65535:
         raise StartupError(f"invalid port {args.port}")
-    assets_dir = args.assets or Path(os.environ.get(ASSETS_ENV) or DEFAULT_ASSETS_DIR)
+    assets_dir = args.assets or find_assets() or Path(DEFAULT_ASSETS_DIR)
     try:
         assets = load_assets(assets_dir)
     except (AssetError, OSError) as exc:

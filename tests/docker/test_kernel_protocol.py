@@ -42,12 +42,12 @@ def test_batch_star_heuristics(python_kernel):
     c = python_kernel.client()
     c.send("exec", "rm -f main.py setup.py")
     c.collect()
-    clean, build, run = c.batch("*", "*", "*")
-    assert (clean.exit_code, build.exit_code) == (0, 0)
+    run = c.batch("*", "*", "*")
+    assert (run.steps["clean"], run.steps["build"]) == (0, 0)
     assert run.exit_code == 127 and "main.py" in run.stderr
     c.send("exec", "printf 'import os\\nprint(\"batch\", os.environ[\"_BACKEND_BATCH_MODE\"])\\n' > main.py")
     assert c.collect().exit_code == 0
-    _, _, run = c.batch("", "*", "*")
+    run = c.batch("", "*", "*")
     assert run.exit_code == 0 and run.stdout == "batch 1\n", run.stderr
 
 
@@ -148,11 +148,11 @@ def test_c_query_and_batch(gcc_kernel):
     source = '#include <stdio.h>\\nint main(void) { puts(\\"built\\"); return 0; }\\n'
     c.send("exec", f'printf "{source}" > main.c')
     assert c.collect().exit_code == 0
-    clean, build, run = c.batch("*", "*", "*")
-    assert build.exit_code == 0, build.stderr
+    run = c.batch("*", "*", "*")
+    assert run.steps["build"] == 0, run.stderr
     assert run.stdout == "built\n"
-    _, build, run = c.batch("", "gcc -o main does-not-exist.c", "./main")
-    assert build.exit_code != 0 and run.exit_code == 127
+    run = c.batch("", "gcc -o main does-not-exist.c", "./main")
+    assert run.steps["build"] != 0 and run.exit_code == 127
     r = c.query("int main(void) { syntax error }")
     assert r.exit_code != 0 and "error" in r.stderr
 
@@ -163,7 +163,7 @@ def test_nodejs_query_and_batch(nodejs_kernel):
     assert r.stdout == "node 42\n" and r.stderr == "warn\n" and r.exit_code == 0
     c.send("exec", "echo \"console.log('main ran')\" > main.js")
     assert c.collect().exit_code == 0
-    _, _, run = c.batch("", "*", "*")
+    run = c.batch("", "*", "*")
     assert run.stdout == "main ran\n" and run.exit_code == 0
     c.send("code", "setTimeout(() => console.log('late'), 30000)")
     time.sleep(0.5)

@@ -31,6 +31,7 @@ def _manifest(root) -> Manifest:
         raw = {k: v for k, v in e.__dict__.items() if v is not None}
         files.append(raw)
     text = json.dumps({"format": 1, "variant": "static-gnu", "arch": "x86_64", "python": "3.11",
+                       "agent_python": "3.13", "volume_version": 1000000001,
                        "version": "0.1.0+abc", "inputs_hash": "abc", "prefix": "/opt/backend.ai",
                        "files": files}, indent=1) + "\n"
     return Manifest.from_text(text)
@@ -40,8 +41,8 @@ def test_intact_tree_verifies(tmp_path):
     _tree(tmp_path)
     m = _manifest(tmp_path)
     assert {e.path for e in m.files} == {"bin", "bin/python", "bin/python3", "lib", "lib/os.py"}
-    assert verify(m, entries_of(tmp_path), version_text="1\n", manifest_text=m.text) == []
-    assert volume_name(m.format, m.arch, m.variant) == "backendai-krunner.v1.x86_64.static-gnu"
+    assert verify(m, entries_of(tmp_path), version_text="1000000001\n", manifest_text=m.text) == []
+    assert volume_name(m.volume_version, m.arch, m.variant) == "backendai-krunner.v1000000001.x86_64.static-gnu"
 
 
 def test_tampering_is_reported(tmp_path):
@@ -52,7 +53,7 @@ def test_tampering_is_reported(tmp_path):
     (tmp_path / "bin" / "python3").unlink()
     (tmp_path / "bin" / "python3").symlink_to("/usr/bin/python3")
     (tmp_path / "extra").write_text("x")
-    problems = verify(m, entries_of(tmp_path), version_text="1", manifest_text=m.text)
+    problems = verify(m, entries_of(tmp_path), version_text="1000000001", manifest_text=m.text)
     assert "lib/os.py: content differs (size 14, expected 12)" in problems
     assert "bin/python: mode 0777, expected 0755" in problems
     assert "bin/python3: links to '/usr/bin/python3', expected 'python'" in problems
@@ -66,7 +67,7 @@ def test_half_extracted_volume_is_incomplete(tmp_path):
     problems = verify(m, entries_of(tmp_path), version_text=None, manifest_text=None)
     assert problems == ["missing lib/os.py", "missing MANIFEST.json", "missing VERSION (extraction did not finish)"]
     assert verify(m, entries_of(tmp_path), version_text="2", manifest_text="{}")[-2:] == [
-        "MANIFEST.json differs from the bundle's", "VERSION is '2', expected 1"]
+        "MANIFEST.json differs from the bundle's", "VERSION is '2', expected 1000000001"]
 
 
 def test_parse_listing_matches_local_walk(tmp_path):

@@ -127,12 +127,12 @@ def batch(session: SmokeSession) -> str:
     _needs_feature(session, "batch")
     sample = _sample(session)
     session.write_work_file(sample.file, sample.program)
-    clean, build, run = session.agent().batch(clean="", build="*", exec="*", timeout=300)
-    for step, result in (("build", build), ("exec", run)):
-        if result.exit_code != 0:
+    run = session.agent().batch(clean="", build="*", exec="*", timeout=300)
+    for step in ("build", "exec"):
+        if run.steps.get(step) != 0:
             raise CheckFailed(
-                f"batch {step} '*' exited {result.exit_code}",
-                f"stdout: {result.stdout[-2000:]!r}\nstderr: {result.stderr[-2000:]!r}",
+                f"batch {step} '*' exited {run.steps.get(step)}",
+                f"stdout: {run.stdout[-2000:]!r}\nstderr: {run.stderr[-2000:]!r}",
             )
     if EXPECTED not in run.stdout:
         raise CheckFailed(f"exec '*' ran but did not print {EXPECTED!r}", run.stdout[-2000:])
