@@ -54,10 +54,10 @@ def median_of(client: AgentClient, code: str, repeat: int) -> tuple[float, int]:
 
 
 def runner_rss_kib(kernel) -> int:
-    # the runner is the process whose cmdline mentions ai.backend.kernel; sum nothing else
+    # the runner is the process named bai-krunner (krunner.proctitle); sum nothing else
     script = (
         "for p in /proc/[0-9]*; do "
-        "if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/opt/backend.ai/bin/python .*-m ai.backend.kernel'; then "
+        "if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^bai-krunner'; then "
         "grep VmRSS $p/status; fi; done"
     )
     _, out = kernel.exec_run(["sh", "-c", script])

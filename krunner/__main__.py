@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 
 from . import __version__
+from .proctitle import take_process_name
 from .runtimes.languages import Language, known_types, lookup
 
 USAGE = "usage: krunner [--debug] <runtime-type> [<runtime-path>]"
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"krunner: error: {exc}\n{USAGE}", file=sys.stderr)
         sys.exit(2)
     setup_logging(debug)
+    take_process_name()
     with open(os.devnull) as devnull:
         sys.stdin = devnull
         import uvloop

@@ -227,6 +227,19 @@ def python_interrupt(c: AgentClient) -> None:
     assert r.exit_code == 1
 
 
+def pkill_python_spares_the_runner(c: AgentClient) -> None:
+    """User code runs ``pkill -f python``: its own programs die, the runner (``bai-krunner``) lives on."""
+    c.send("exec", "nohup python3 -c 'import time; time.sleep(300)' >/dev/null 2>&1 & echo started")
+    assert c.collect(timeout=30).stdout == "started\n"
+    killed = c.query("import subprocess\nsubprocess.run(['pkill', '-f', 'python'])", timeout=30)
+    assert killed.status == "finished"  # the REPL itself was killed: the run still ends
+    c.send("exec", "pgrep -fa '[p]ython' || echo none; pgrep -a bai-krunner | cut -d' ' -f2-")
+    left = c.collect(timeout=30)
+    assert left.stdout == "none\nbai-krunner\n", left.stdout + left.stderr
+    assert c.query("print(6 * 7)", timeout=60).stdout == "42\n"  # a new REPL
+    assert c.status().started_at > 0
+
+
 def python_big_output(c: AgentClient) -> None:
     r = c.query("import sys\ndata = ''.join(chr(65 + (i * 7) % 26) for i in range(10_000_000))\nn = sys.stdout.write(data)")
     assert r.exit_code == 0, r.stderr

@@ -31,7 +31,7 @@ AGENT_REQUIREMENTS = (
     f"backend.ai-kernel-binary=={AGENT_VERSION}",
     STOCK_KRUNNER,
 )
-DEFAULT_VENV = REPO_ROOT / ".cache" / "agent-venv"
+DEFAULT_VENV = Path(os.environ.get("BAI_AGENT_VENV") or REPO_ROOT / ".cache" / "agent-venv")
 DRIVER = REPO_ROOT / "tests" / "agent" / "stock_agent_driver.py"
 PIP_TIMEOUT_SECONDS = 900
 
@@ -104,12 +104,15 @@ def use_krunner_package(python: Path, wheel: Path | None) -> str:
 
 
 def run_driver(python: Path, *args: str, timeout: float = 900) -> dict:
-    """Run the stock-agent driver (tests/agent/stock_agent_driver.py) and return its JSON output."""
-    proc = subprocess.run([str(python), str(DRIVER), *args], capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise LocalEnvError(f"agent driver {' '.join(args[:1])} failed (exit {proc.returncode}):\n"
-                            f"{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}")
+    """Run the stock-agent driver (tests/agent/stock_agent_driver.py) and return its JSON output.
+
+    A run whose steps fail still prints its JSON (exit 1), which is returned for the caller to
+    judge; only a driver that prints no JSON raises.
+    """
+    proc = subprocess.run([str(python), str(DRIVER), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd="/")  # never the checkout: its ai/ must not shadow the agent's packages
     try:
         return json.loads(proc.stdout)
-    except ValueError as exc:
-        raise LocalEnvError(f"agent driver printed no JSON ({exc}):\n{proc.stdout[-2000:]}") from None
+    except ValueError:
+        raise LocalEnvError(f"agent driver {' '.join(args[:1])} failed (exit {proc.returncode}):\n"
+                            f"{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}") from None

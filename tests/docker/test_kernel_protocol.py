@@ -96,6 +96,10 @@ def test_python_completion(python_kernel):
     scenarios.python_completion(python_kernel.client())
 
 
+def test_pkill_python_spares_the_runner(python_kernel):
+    scenarios.pkill_python_spares_the_runner(python_kernel.client())
+
+
 def test_ten_megabytes_and_200k_lines(python_kernel):
     scenarios.python_big_output(python_kernel.client(timeout=60))
     scenarios.batch_binary_output(python_kernel.client(timeout=60), "python3")
