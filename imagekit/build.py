@@ -32,6 +32,7 @@ from .console import progress
 from .errors import EnvironmentProblem, UsageError
 from .findings import Finding, Location, Severity
 from .kernel_inputs import KernelInputs, ServiceDefSource
+from .runner_target import RunnerTarget
 from .kernelspec import LIBRARY_PORTS, SPEC_FILENAME, LoadedSpec, library_dir, library_names, load_spec
 
 SERVICE_DEFS_DIR = "/etc/backend.ai/service-defs/"
@@ -70,6 +71,7 @@ class BuildOptions:
     pull: bool = False
     ca_bundle: Path | None = None
     allow_errors: bool = False
+    runner: RunnerTarget | None = None  # --runner; None: kernel.toml's `runner`, else stock
 
 
 @dataclass
@@ -300,6 +302,7 @@ def plan_target(plan: BuildPlan):
         labels = plan.labels
     inputs.labels.update(labels)
     inputs.label_locations.update(plan.label_locations)
+    inputs.runner = plan.options.runner
     inputs.target = str(plan.options.path)
     if plan.spec is not None:
         inputs.default_location = Location(file=_display(plan.spec.path))
@@ -343,6 +346,7 @@ def verify_image(client, image_id: str, plan: BuildPlan) -> tuple[dict[str, str]
 
     with open_image_fs(client, image_id) as fs:
         inputs = inputs_from_image(client, image_id, fs)
+        inputs.runner = plan.options.runner
         _relocate(inputs, plan)
         return dict(inputs.labels), LoadedTarget("image", inputs).findings()
 

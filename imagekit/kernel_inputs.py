@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .findings import Finding, Location
+from .runner_target import DEFAULT_RUNNER, RunnerTarget, runner_from_labels
 
 
 class ImageFS(Protocol):
@@ -69,6 +70,14 @@ class KernelInputs:
     # rule IDs suppressed inline in *suppression_file*, with the lines each applies to (None = whole target)
     suppressions: dict[str, list[int | None]] = field(default_factory=dict)
     suppression_file: str | None = None
+    # the kernel runner the image is checked for (``--runner``); None: the image's own choice
+    runner: RunnerTarget | None = None
+
+    @property
+    def target_runner(self) -> RunnerTarget:
+        """``--runner`` if given, else the runner the image was built for (its ``ai.backend.imagekit.runner``
+        label, from ``runner`` in kernel.toml), else the stock runner."""
+        return self.runner or runner_from_labels(self.labels) or DEFAULT_RUNNER
 
     def location_of(self, label: str) -> Location | None:
         return self.label_locations.get(label, self.default_location)

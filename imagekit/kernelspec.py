@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from .errors import UsageError
 from .findings import Location
+from .runner_target import RUNNER_LABEL
 
 SPEC_FILENAME = "kernel.toml"
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "kernel-spec.schema.json"
@@ -98,6 +99,11 @@ class KernelSection(_Section):
     )
     role: Literal["COMPUTE", "INFERENCE", "SYSTEM"] | None = Field(None, description="ai.backend.role")
     accelerators: list[StrictStr] | None = Field(None, description="ai.backend.accelerators, e.g. [\"cuda\"]")
+    runner: Literal["stock", "krunner"] | None = Field(
+        None,
+        description="the kernel runner the image is made for (label ai.backend.imagekit.runner): validate, build "
+        "and test check for it unless --runner says otherwise; default stock",
+    )
     corecount_envs: list[StrictStr] | None = Field(
         None,
         alias="corecount-envs",
@@ -351,6 +357,8 @@ class _Builder:
                 self.set(f"ai.backend.{key}", value, "kernel", key)
         if k.features is not None:
             self.set("ai.backend.features", " ".join(k.features), "kernel", "features")
+        if k.runner is not None:
+            self.set(RUNNER_LABEL, k.runner, "kernel", "runner")
         if k.accelerators is not None:
             self.set("ai.backend.accelerators", ",".join(k.accelerators), "kernel", "accelerators")
         if k.corecount_envs is not None:

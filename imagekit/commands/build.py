@@ -20,6 +20,7 @@ from ..build import (
 from ..console import paint, progress
 from ..errors import UsageError
 from ..findings import Finding, Severity
+from ..runner_target import RUNNER_CHOICES, RUNNER_HELP, RunnerTarget
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
@@ -65,6 +66,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         pull=args.pull,
         ca_bundle=resolve_ca_bundle(args.ca_bundle),
         allow_errors=args.allow_errors,
+        runner=RunnerTarget(args.runner) if args.runner else None,
     )
 
 
@@ -170,6 +172,8 @@ def add_parser(subparsers) -> None:
     )
     o = p.add_argument_group("result")
     o.add_argument("--allow-errors", action="store_true", help="build and tag even when validation finds errors")
+    o.add_argument("--runner", choices=RUNNER_CHOICES, default=None,
+                   help=RUNNER_HELP + "; default: `runner` in kernel.toml, else stock")
     o.add_argument("--dry-run", action="store_true", help="print the plan and the generated kernel-layer Dockerfile; build nothing")
     o.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text", help="output on stdout (default text)")
     p.set_defaults(handler=run)

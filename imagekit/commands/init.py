@@ -77,6 +77,8 @@ def kernel_toml_text(runtime: str, services: list[str]) -> str:
     ]
     if rt.path:
         out.append(f'runtime-path = "{rt.path}"')
+    if runtime not in ("python", "app"):
+        out.append(f'runner = "krunner"   # {runtime} has a REPL in krunner only; stock Backend.AI runs python and app')
     out += [
         f"features = [{features}]",
         '# base-distro = "ubuntu22.04"   # set it when building FROM ubuntu/centos (spares the agent an ldd probe)',

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..findings import Severity, exceeds
 from ..report import FORMATS, Report, render
+from ..runner_target import RUNNER_CHOICES, RUNNER_HELP, RunnerTarget
 from ..targets import KINDS, open_targets
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
@@ -52,6 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--target-kind", choices=KINDS, default=None, help="treat every TARGET as this kind instead of detecting it")
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="write the report to FILE instead of standard output")
+    p.add_argument("--runner", choices=RUNNER_CHOICES, default=None,
+                   help=RUNNER_HELP + "; default: the image's own (`runner` in kernel.toml), else stock")
     p.set_defaults(handler=run)
 
 
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     report = Report([])
     with open_targets(list(args.targets), args.target_kind) as loaded:
         for target in loaded:
+            if args.runner:
+                target.inputs.runner = RunnerTarget(args.runner)
             report.add(target.name, target.findings())
     if args.output:
         out = Path(args.output)

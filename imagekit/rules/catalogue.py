@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ..findings import Finding, Location, Severity
+from ..runner_target import RunnerTarget
 
 _ID = re.compile(r"^BAI\d{3}$")
 
@@ -23,6 +24,10 @@ class Rule:
     hint: str  # how to fix, one or two sentences
     description: str = ""  # longer text for docs/rules.md (why it matters)
     subject: str = ""  # "labels", "service-ports", … (docs grouping)
+    #: the finding depends on the runner target: an error for ``stock``, a warning for ``krunner``
+    runner_dependent: bool = False
+    #: the Backend.AI versions whose behaviour the rule matches (docs/rules.md)
+    matches: str = ""
 
     def finding(
         self,
@@ -43,18 +48,32 @@ class Rule:
         )
 
 
+    def for_runner(self, runner: RunnerTarget, message: str, **kwargs: object) -> Finding:
+        """A finding of a runner-dependent rule: an error for the stock runner, a warning for krunner,
+        the message saying which runner it concerns."""
+        if runner is RunnerTarget.STOCK:
+            return self.finding(f"{message} [stock runner]", severity=Severity.ERROR, **kwargs)  # type: ignore[arg-type]
+        return self.finding(f"{message} [krunner accepts this; a stock runner does not]",
+                            severity=Severity.WARNING, **kwargs)  # type: ignore[arg-type]
+
+
 RULES: dict[str, Rule] = {}
 
 
 def rule(
-    id: str, severity: Severity | str, title: str, hint: str, *, description: str = "", subject: str = ""
+    id: str, severity: Severity | str, title: str, hint: str, *, description: str = "", subject: str = "",
+    runner_dependent: bool = False, matches: str = "",
 ) -> Rule:
-    """Declare a rule (once per ID); returns it for use by its check module."""
+    """Declare a rule (once per ID); returns it for use by its check module.
+
+    A *runner_dependent* rule is declared with severity ``error`` (what it is for the default,
+    stock runner) and reports through :meth:`Rule.for_runner`.
+    """
     if not _ID.match(id):
         raise ValueError(f"rule id {id!r} must look like BAI123")
     if id in RULES:
         raise ValueError(f"rule {id} declared twice")
-    r = Rule(id, Severity(severity), title, hint, description, subject)
+    r = Rule(id, Severity(severity), title, hint, description, subject, runner_dependent, matches)
     RULES[id] = r
     return r
 

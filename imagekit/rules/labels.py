@@ -12,10 +12,13 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 
 from krunner.runtimes.languages import BY_NAME, lookup
+
+from ..runner_target import STOCK_VENDOR_PREFIX, RunnerTarget, stock_runs
 
 from ..findings import Finding
 from ..kernel_inputs import KernelInputs
@@ -43,7 +46,7 @@ KNOWN_KEYS = (
     MODEL_PATH, MODEL_FORMAT, CORECOUNT, ACCELERATORS, SHMEM,
 )
 REQUIRED = (KERNELSPEC, RUNTIME_TYPE)
-RECOMMENDED = (FEATURES, RES_MIN + ".cpu", RES_MIN + ".mem", BASE_DISTRO)
+RECOMMENDED = (FEATURES, RES_MIN + ".cpu", RES_MIN + ".mem")  # base-distro: the agent detects it (BAI031)
 INFERENCE_REQUIRED = (ENDPOINT_PORTS, MODEL_PATH, MODEL_FORMAT)
 LEGACY_KEYS = tuple(P + k for k in ("timeout", "maxmem", "maxcores", "version", "nvidia.enabled", "port"))
 UPSTREAM_OWNED = tuple(
@@ -70,8 +73,8 @@ MIB = 1 << 20
 SUBJECT = "labels"
 
 
-def _rule(id: str, severity: str, title: str, hint: str, description: str) -> Rule:
-    return rule(id, severity, title, hint, description=description, subject=SUBJECT)
+def _rule(id: str, severity: str, title: str, hint: str, description: str, *, matches: str = "") -> Rule:
+    return rule(id, severity, title, hint, description=description, subject=SUBJECT, matches=matches)
 
 
 REQUIRED_MISSING = _rule(
@@ -83,9 +86,9 @@ REQUIRED_MISSING = _rule(
 RECOMMENDED_MISSING = _rule(
     "BAI002", "warning", "recommended label is missing",
     "Set the label explicitly instead of relying on upstream's default.",
-    "The documentation lists `features`, `resource.min.cpu` and `resource.min.mem` as required, and "
-    "`base-distro` spares the agent an `ldd --version` probe that fails on images without a working `ldd`. "
-    "Upstream supplies defaults, but they are easy to get wrong (1 CPU, 1 GiB, `uid-match`).",
+    "The documentation lists `features`, `resource.min.cpu` and `resource.min.mem` as required. Upstream "
+    "supplies defaults, but they are easy to get wrong (1 CPU, 1 GiB, `uid-match`). (`base-distro` is not "
+    "among them: the agent detects it, see BAI031.)",
 )
 KERNELSPEC_BAD = _rule(
     "BAI003", "error", "kernelspec is not 1",
@@ -237,6 +240,15 @@ OWNED = _rule(
     "Set on an image they change its meaning: `customized-image.owner` turns it into a user's private "
     "committed image, and a value without `:` breaks ownership checks.",
 )
+RUNTIME_NEEDS_KRUNNER = rule(
+    "BAI030", "error", "runtime-type runs with krunner only",
+    "Use `python` or `app` (or a `vendor.*` type) for images that must run on a stock installation, or deploy "
+    "krunner to the agents (`bai-imagekit krunner package`) and validate with `--runner krunner`.",
+    description="The stock runner accepts only `app`, `python` and `vendor.*` since Backend.AI 25.19.0 (upstream "
+    "#7358 removed the c, cpp, golang, haskell, julia, lua, nodejs, octave, php, r, rust and scheme REPLs) and "
+    "exits at once on any other runtime-type, so no session of the image starts. krunner still has them.",
+    subject=SUBJECT, runner_dependent=True, matches="Backend.AI 25.19.0 and later (26.x)",
+)
 UNKNOWN = _rule(
     "BAI028", "warning", "unknown ai.backend label",
     "Fix the key (see the suggestion) or remove it; see docs/labels.md for the catalogue.",
@@ -267,6 +279,7 @@ EXAMPLES: dict[str, str] = {
     "BAI015": "`\"alpine3.18\"` → `\"ubuntu22.04\"` (rebuild on a glibc base)",
     "BAI016": "`ai.backend.runtime-type=\"pyhton\"` → `\"python\"`",
     "BAI017": "`\"golang\"` → `\"go\"`",
+    "BAI030": "`ai.backend.runtime-type=\"nodejs\"` (stock target) → run the REPL from `app` + a service, or target krunner",
     "BAI018": "`ai.backend.runtime-path=\"python3\"` → `\"/usr/bin/python3\"`",
     "BAI019": "(runtime-type python, no runtime-path) → `ai.backend.runtime-path=\"/usr/bin/python3\"`",
     "BAI020": "`ai.backend.role=\"inference\"` → `\"INFERENCE\"`",
@@ -391,14 +404,28 @@ def _base_distro(c: _Ctx, key: str, value: str) -> None:
 
 def _runtime_type(c: _Ctx, key: str, value: str) -> None:
     language = lookup(value)
+    stock = c.inputs.target_runner is RunnerTarget.STOCK
     if language is None:
-        note = " (an upstream vendor runner; krunner does not provide it)" if value.startswith("vendor.") else ""
+        if value.startswith(STOCK_VENDOR_PREFIX):
+            if not stock:
+                c.add(RUNTIME_UNKNOWN, f"runtime-type {value!r} is not supported by krunner (an upstream vendor "
+                      "runner; the stock runner provides it)", key)
+            return
         c.add(
             RUNTIME_UNKNOWN,
-            f"runtime-type {value!r} is not supported by krunner{note}{_did_you_mean(value, BY_NAME)}",
+            f"runtime-type {value!r} is not supported by krunner nor the stock runner"
+            f"{_did_you_mean(value, BY_NAME)}",
             key,
         )
-    elif value != language.name:
+        return
+    if not stock_runs(language.name):
+        c.out.append(RUNTIME_NEEDS_KRUNNER.for_runner(
+            c.inputs.target_runner,
+            f"runtime-type {value!r} has a REPL in krunner only; the stock runner (Backend.AI ≥ 25.19) exits at "
+            "once on it",
+            location=c.inputs.location_of(key), label=key,
+        ))
+    if value != language.name:
         c.add(RUNTIME_SPELLING, f"runtime-type {value!r} is read as {language.name!r}; write {language.name!r}", key)
 
 

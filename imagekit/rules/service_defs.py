@@ -19,6 +19,7 @@ from krunner.services import template
 from krunner.services.model import DefinitionError, ServiceDefinition, load_definition
 
 from ..findings import Finding, Location
+from ..runner_target import AGENT_START_SERVICE_WAIT_SECONDS, STOCK_ACTION_ARGS, STOCK_SERVICE_DEF_KEYS
 from ..kernel_inputs import KernelInputs, ServiceDefSource
 from .catalogue import rule
 from .service_ports import INTRINSIC_NAMES, LABEL, SPAWNED_PROTOCOLS, PortEntry, declared
@@ -98,6 +99,29 @@ PORT_UNUSED = rule(
     subject=SUBJECT,
 )
 
+STOCK_UNKNOWN_KEY = rule(
+    "BAI208",
+    "error",
+    "service-def key the stock runner does not know",
+    "Remove the key (krunner-only keys are marked in docs/service-defs.md), or deploy krunner to the agents and "
+    "validate with `--runner krunner`.",
+    description="The stock runner builds every definition strictly at start-up: an unknown top-level key "
+    "(e.g. `launch_timeout`) makes the runner fail to start, which takes every service and the kernel with it. "
+    "An unknown argument of a prestart action (`suffix` on write_tempfile, `timeout`/`check` on run_command, "
+    "`body` on log) fails that service's start. krunner accepts these keys.",
+    subject=SUBJECT, runner_dependent=True, matches="Backend.AI 26.x (backend.ai-kernel 26.9.6)",
+)
+LAUNCH_TIMEOUT = rule(
+    "BAI209",
+    "error",
+    "launch_timeout is longer than the agent waits",
+    f"Keep `launch_timeout` at or below {AGENT_START_SERVICE_WAIT_SECONDS:g} s, or make the app start faster.",
+    description=f"The agent waits {AGENT_START_SERVICE_WAIT_SECONDS:g} s for a start-service reply (upstream "
+    "#13684; it was 10 s before, and the wait is becoming configurable, #13683, #13685). A service still "
+    "starting after that is reported to the user as failed while the runner keeps waiting.",
+    subject=SUBJECT, runner_dependent=True, matches="Backend.AI 26.x (the 35 s wait of #13684)",
+)
+
 EXAMPLES: dict[str, str] = {
     "BAI201": "`vscode:http:8180` with no `service-defs/vscode.json` → copy `service-defs/code-server.json` to `vscode.json`",
     "BAI202": "`{\"comand\": [\"x\"]}` → `{\"command\": [\"x\"]}`",
@@ -106,6 +130,8 @@ EXAMPLES: dict[str, str] = {
     "BAI205": "`\"url_template\": \"{scheme}://{host}:{port}/\"` → `\"{protocol}://{host}:{port}/\"`",
     "BAI206": "`--grpc-port {ports[1]}` on `app:http:8000` → `app:tcp:[8000,8001]`",
     "BAI207": "`[\"mlflow\", \"ui\"]` → `[\"mlflow\", \"ui\", \"--port\", \"{ports[0]}\"]`",
+    "BAI208": "`\"launch_timeout\": 20` (stock target) → remove it",
+    "BAI209": "`\"launch_timeout\": 120` → `30`",
 }
 
 
@@ -138,6 +164,8 @@ def check(inputs: KernelInputs) -> list[Finding]:
                 location=source.location,
             ))
     for name, item in sorted(loaded.items()):
+        out += _stock_keys(inputs, item)
+        out += _launch_timeout(inputs, item)
         out += _url_template(item)
         if name in spawned:
             out += _port_usage(item, spawned[name])
@@ -163,6 +191,45 @@ def _load_all(defs: dict[str, ServiceDefSource], out: list[Finding]) -> dict[str
                 line = _reason_line(source.text, exc.reason)
                 out.append(INVALID.finding(f"{name}.json: {exc.reason}", location=_at(source, line)))
     return loaded
+
+
+def _stock_keys(inputs: KernelInputs, item: _Loaded) -> list[Finding]:
+    """Keys that upstream's strict ServiceDefinition or its prestart actions do not accept."""
+    import json
+
+    text = item.source.text or ""
+    raw = json.loads(text)
+    name = item.source.name
+    out: list[Finding] = []
+    for key in sorted(set(raw) - STOCK_SERVICE_DEF_KEYS):
+        out.append(STOCK_UNKNOWN_KEY.for_runner(
+            inputs.target_runner, f"{name}.json: key {key!r} is unknown to the stock runner, which then fails to start",
+            location=_at(item.source, key_line(text, [key])),
+        ))
+    for index, action in enumerate(raw.get("prestart", raw.get("prestart_actions", [])) or []):
+        known = STOCK_ACTION_ARGS.get(action.get("action"))
+        args = action.get("args") or {}
+        if known is None or not isinstance(args, dict):
+            continue
+        for arg in sorted(set(args) - known):
+            out.append(STOCK_UNKNOWN_KEY.for_runner(
+                inputs.target_runner, f"{name}.json: prestart[{index}] {action['action']} has argument {arg!r}, which the "
+                "stock runner rejects when it starts the service",
+                location=_at(item.source, key_line(text, ["args", arg])),
+            ))
+    return out
+
+
+def _launch_timeout(inputs: KernelInputs, item: _Loaded) -> list[Finding]:
+    timeout = item.definition.launch_timeout
+    if timeout <= AGENT_START_SERVICE_WAIT_SECONDS:
+        return []
+    text = item.source.text or ""
+    return [LAUNCH_TIMEOUT.for_runner(
+        inputs.target_runner, f"{item.source.name}.json: launch_timeout {timeout:g} s is longer than the agent's "
+        f"{AGENT_START_SERVICE_WAIT_SECONDS:g} s wait for the start-service reply",
+        location=_at(item.source, key_line(text, ["launch_timeout"])),
+    )]
 
 
 def _at(source: ServiceDefSource, line: int | None) -> Location:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_LAUNCH_TIMEOUT = 60.0
+#: below the agent's 35 s wait for a start-service reply (upstream #13684)
+DEFAULT_LAUNCH_TIMEOUT = 30.0
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import template
+from .launch import DEFAULT_LAUNCH_TIMEOUT
 
 BUILTIN_VARIABLES = ("ports", "runtime_path")
 SCHEMA_ID = "https://backend.ai/schemas/service-definition.json"
@@ -139,7 +140,11 @@ class ServiceDefinition(_Strict):
     default_arguments: dict[str, ArgumentValue] = Field(
         default_factory=dict, description="Appended as `name [value…]`; null gives a bare flag."
     )
-    launch_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds to wait for the port to open.")
+    launch_timeout: float = Field(
+        DEFAULT_LAUNCH_TIMEOUT, gt=0, le=3600,
+        description="Seconds to wait for the port to open (krunner only; keep it below the agent's 35 s wait "
+        "for the start-service reply).",
+    )
 
     @model_validator(mode="after")
     def _command_needed(self) -> "ServiceDefinition":

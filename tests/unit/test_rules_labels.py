@@ -8,8 +8,11 @@ Corpus files (``tests/corpus/labels/*.json``)::
      "expect": [["BAI016", "ai.backend.runtime-type"], ["BAI202", null]]}
 
 ``expect`` lists exactly the findings of rules BAI000-BAI299 (rule ID, label key);
-other subjects' rules are left to their own tests.  Cases named ``good-*`` must
-also produce no error or warning from any rule.
+other subjects' rules are left to their own tests. Every case runs for both runner targets
+(``--runner stock``, the default, and ``--runner krunner``); where they differ, ``expect`` is
+``{"stock": [...], "krunner": [...]}`` and the runner-dependent findings must be errors for
+``stock`` and warnings for ``krunner``. Cases named ``good-*`` must also produce no error or
+warning from any rule, for either runner.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from imagekit.findings import Location, Severity
 from imagekit.kernel_inputs import KernelInputs, ServiceDefSource
 from imagekit.rules import catalogue, labels
 from imagekit.rules.labels import parse_binary_size
+from imagekit.runner_target import RUNNER_CHOICES, RunnerTarget
 from imagekit.validate import check
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +55,7 @@ def _def_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2)
 
 
-def load_case(name: str) -> tuple[KernelInputs, list[tuple[str, str | None]]]:
+def load_case(name: str, runner: RunnerTarget = RunnerTarget.STOCK) -> tuple[KernelInputs, list[tuple[str, str | None]]]:
     data = _raw(name)
     label_map = {k: v for k, v in data["labels"].items() if v is not None}
     locations = {k: Location(file=f"corpus/{name}", line=i + 1) for i, k in enumerate(label_map)}
@@ -67,8 +71,13 @@ def load_case(name: str) -> tuple[KernelInputs, list[tuple[str, str | None]]]:
         label_locations=locations,
         default_location=Location(file=f"corpus/{name}"),
         service_defs=defs,
+        runner=runner,
     )
-    expect = [(rule_id, label) for rule_id, label in data["expect"]]
+    raw = data["expect"]
+    if isinstance(raw, dict):
+        assert set(raw) == set(RUNNER_CHOICES), f"{name}: expect needs an entry per runner"
+        raw = raw[runner.value]
+    expect = [(rule_id, label) for rule_id, label in raw]
     return inputs, expect
 
 
@@ -79,9 +88,10 @@ def test_corpus_is_not_empty():
     assert len(CASES) > 20
 
 
+@pytest.mark.parametrize("runner", list(RunnerTarget))
 @pytest.mark.parametrize("name", CASES)
-def test_corpus_case(name):
-    inputs, expect = load_case(name)
+def test_corpus_case(name, runner):
+    inputs, expect = load_case(name, runner)
     findings = check(inputs)
     ours = [(f.rule, f.label) for f in findings if OUR_RANGE.match(f.rule)]
     assert Counter(ours) == Counter(expect), "\n".join(f"{f.rule} {f.label}: {f.message}" for f in findings)
@@ -89,13 +99,17 @@ def test_corpus_case(name):
         assert f.location is not None, f
         assert f.message and "\n" not in f.message
         assert f.hint
+        if catalogue.RULES[f.rule].runner_dependent:
+            want = Severity.ERROR if runner is RunnerTarget.STOCK else Severity.WARNING
+            tag = "[stock runner]" if runner is RunnerTarget.STOCK else "[krunner accepts this; a stock runner does not]"
+            assert f.severity is want and f.message.endswith(tag), f
     if name.startswith("good-"):
         loud = [f for f in findings if f.severity.at_least(Severity.WARNING)]
         assert not loud, "\n".join(f"{f.rule}: {f.message}" for f in loud)
 
 
 def test_every_rule_of_ours_is_exercised_by_the_corpus():
-    hit = {rule_id for name in CASES for rule_id, _ in load_case(name)[1]}
+    hit = {rule_id for name in CASES for runner in RunnerTarget for rule_id, _ in load_case(name, runner)[1]}
     ours = {r.id for r in catalogue.all_rules() if OUR_RANGE.match(r.id)}
     assert ours - hit == set(), "rules without a corpus case"
     assert hit - ours == set(), "corpus expects rules that do not exist"
@@ -104,8 +118,10 @@ def test_every_rule_of_ours_is_exercised_by_the_corpus():
 # ----------------------------------------------------------------------------- helpers
 
 
-def run(label_map: dict[str, str]) -> list:
-    return labels.check(KernelInputs(target="t", labels=label_map, default_location=Location(file="Dockerfile")))
+def run(label_map: dict[str, str], runner: RunnerTarget = RunnerTarget.KRUNNER) -> list:
+    """The label rules for krunner (the unit tests of single rules; the corpus covers both targets)."""
+    return labels.check(KernelInputs(target="t", labels=label_map, default_location=Location(file="Dockerfile"),
+                                     runner=runner))
 
 
 GOOD = {
@@ -202,11 +218,16 @@ def test_base_distro_suggests_lowercase():
 
 
 def test_runtime_types_follow_krunners_table():
+    """krunner runs every language of its table; the stock runner only python and app (BAI030)."""
     from krunner.runtimes.languages import LANGUAGES
 
     for language in LANGUAGES:
         extra = {"ai.backend.runtime-path": "/usr/bin/x"} if language.name == "python" else {}
-        assert run({**GOOD, "ai.backend.runtime-type": language.name, **extra}) == [], language.name
+        labels_ = {**GOOD, "ai.backend.runtime-type": language.name, **extra}
+        for runner, severity in ((RunnerTarget.KRUNNER, Severity.WARNING), (RunnerTarget.STOCK, Severity.ERROR)):
+            found = [(f.rule, f.severity) for f in run(labels_, runner)]
+            expected = [] if language.name in ("python", "app") else [("BAI030", severity)]
+            assert found == expected, (language.name, runner)
 
 
 @pytest.mark.parametrize("value", ["Python", " python", "bash", "node"])

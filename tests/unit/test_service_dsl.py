@@ -77,7 +77,7 @@ def test_index_errors_at_render_time():
 
 
 def test_minimal_and_full_definitions():
-    assert ServiceDefinition.model_validate({"command": ["x"]}).launch_timeout == 60
+    assert ServiceDefinition.model_validate({"command": ["x"]}).launch_timeout == 30
     full = ServiceDefinition.model_validate(
         {
             "command": "{runtime_path} -m app --port {ports[0]} --cfg {cfg}",
