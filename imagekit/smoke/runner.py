@@ -21,6 +21,7 @@ from docker.errors import DockerException, ImageNotFound
 
 from ..findings import Severity
 from ..harness.krunner_mount import KrunnerMount
+from ..runner_target import RunnerTarget
 from .checks import Check, all_checks
 from .checks.author import command_check, file_check
 from .checks.services import service_checks
@@ -39,6 +40,8 @@ class SmokeOptions:
     keep: bool = False  # leave the container running for inspection
     ready_timeout: float = 60.0
     extra_mounts: list[tuple[Path, str]] = field(default_factory=list)
+    #: the runner the labels are checked for: the one the smoke test starts (krunner's bundle)
+    runner: RunnerTarget = RunnerTarget.KRUNNER
 
 
 def _timed(check_id: str, title: str, fn: Callable[[], str]) -> CheckResult:
@@ -58,11 +61,13 @@ def _timed(check_id: str, title: str, fn: Callable[[], str]) -> CheckResult:
     )
 
 
-def _labels_check(image: str) -> str:
-    """The validate command's rules on the image (labels, service-defs, policy, image contents)."""
+def _labels_check(image: str, runner: RunnerTarget) -> str:
+    """The validate command's rules on the image (labels, service-defs, policy, image contents), for the
+    runner the test starts."""
     from ..targets import open_targets
 
     with open_targets([image], kind="image") as (target,):
+        target.inputs.runner = runner
         findings = target.findings()
     errors = [f for f in findings if f.severity is Severity.ERROR]
     warnings = [f for f in findings if f.severity is Severity.WARNING]
@@ -110,7 +115,8 @@ def run_image(
         report.harness_error = f"cannot inspect {image!r}: {exc}"
         return report
     facts = ImageFacts(image, labels)
-    record(_timed("labels", "label validation", lambda: _labels_check(image)))
+    record(_timed("labels", f"label validation ({options.runner.value} runner)",
+                  lambda: _labels_check(image, options.runner)))
 
     session: SmokeSession | None = None
 
