@@ -14,6 +14,10 @@ Target kinds (auto-detected by :func:`detect_kind`, or forced):
 ``kernel-dir``
     A directory with a ``Dockerfile`` and/or ``kernel.toml`` (labels from the spec win over the
     Dockerfile's), ``service-defs/*.json`` and ``policy.yml`` / ``jail-policy.yml``.
+``model-dir``
+    A model folder: ``model-definition.yaml`` (and optionally ``deployment-config.yaml``), no
+    Dockerfile or ``kernel.toml``. Checked by :mod:`imagekit.rules.model_definition`; named together
+    with image-like targets it is checked against each of them (their labels, an image's ``Cmd``).
 ``labels-json``
     ``docker inspect`` output (a list of image objects; ``Config.Labels``, falling back to
     ``ContainerConfig.Labels`` like the manager does) or a plain ``{"label": "value"}`` object.
@@ -43,7 +47,7 @@ from .kernel_inputs import ImageFS, KernelInputs, ServiceDefSource
 SERVICE_DEFS_DIR = "/etc/backend.ai/service-defs"
 JAIL_DIR = "/etc/backend.ai/jail"
 POLICY_PATH = f"{JAIL_DIR}/policy.yml"
-KINDS = ("image", "dockerfile", "kernel-dir", "labels-json")
+KINDS = ("image", "dockerfile", "kernel-dir", "labels-json", "model-dir")
 DOCKERFILE_NAMES = ("Dockerfile", "Containerfile")
 SPEC_NAME = "kernel.toml"
 POLICY_NAMES = ("policy.yml", "jail-policy.yml")
@@ -87,7 +91,7 @@ def detect_kind(name: str) -> str:
     """The kind of target *name* names; a path-like name that does not exist is a usage error."""
     path = Path(name)
     if path.is_dir():
-        return "kernel-dir"
+        return "model-dir" if _is_model_dir(path) else "kernel-dir"
     if path.is_file():
         if path.suffix.lower() == ".json":
             return "labels-json"
@@ -389,8 +393,11 @@ def _read_image_files(inputs: KernelInputs, fs: ImageFS) -> None:
 
 
 @contextmanager
-def open_targets(names: list[str], kind: str | None = None) -> Iterator[list[LoadedTarget]]:
-    """Load every named target; image filesystems stay open until the block exits."""
+def open_targets(
+    names: list[str], kind: str | None = None, model_dirs: list[str] = ()  # type: ignore[assignment]
+) -> Iterator[list[LoadedTarget]]:
+    """Load every named target (and *model_dirs* as ``model-dir`` targets); image filesystems
+    stay open until the block exits."""
     if kind is not None and kind not in KINDS:
         raise UsageError(f"unknown target kind {kind!r} (choose from {', '.join(KINDS)})")
     with ExitStack() as stack:
@@ -409,8 +416,73 @@ def open_targets(names: list[str], kind: str | None = None) -> Iterator[list[Loa
                 loaded.append(load_dockerfile(name))
             elif this == "kernel-dir":
                 loaded.append(load_kernel_dir(name))
+            elif this == "model-dir":
+                loaded.append(load_model_dir(name))
             else:
                 if not Path(name).is_file():
                     raise UsageError(f"{name}: no such file")
                 loaded.extend(load_labels_json(name))
-        yield loaded
+        loaded += [load_model_dir(d) for d in model_dirs]
+        yield pair_model_targets(loaded)
+
+
+# ------------------------------------------------------------------------------------ model folders
+# (kept apart: the model-dir kind only adds this section, a KINDS entry, a detect_kind case and
+# one branch in open_targets)
+
+
+def _is_model_dir(path: Path) -> bool:
+    from krunner.services.model_definition import DEFINITION_NAMES
+
+    has_kernel = any((path / n).is_file() for n in (*DOCKERFILE_NAMES, SPEC_NAME))
+    return not has_kernel and any((path / n).is_file() for n in DEFINITION_NAMES)
+
+
+@dataclass
+class ModelTarget(LoadedTarget):
+    """A model folder, optionally checked against one image-like target."""
+
+    folder: Path = Path(".")
+    image: Any = None  # imagekit.rules.model_definition.ImageContext | None
+
+    def findings(self) -> list[Finding]:
+        from .rules.model_definition import check_folder
+
+        found = check_folder(self.folder, self.image).findings
+        return sorted_findings([f for f in found if not self.inputs.is_suppressed(f)])
+
+
+def load_model_dir(path: Path | str, image: Any = None) -> ModelTarget:
+    from krunner.services.model_definition import DEFINITION_NAMES, DEPLOYMENT_CONFIG_NAME
+
+    root = Path(path)
+    if not root.is_dir():
+        raise UsageError(f"{path}: no such directory")
+    if not any((root / n).is_file() for n in (*DEFINITION_NAMES, DEPLOYMENT_CONFIG_NAME)):
+        raise UsageError(f"{path}: no {DEFINITION_NAMES[0]} in this directory")
+    name = _display(root) if image is None else f"{_display(root)} (with {image.name})"
+    inputs = KernelInputs(target=name, labels={}, default_location=Location(file=_display(root)))
+    return ModelTarget("model-dir", inputs, [], folder=root, image=image)
+
+
+def _image_context(target: LoadedTarget):
+    from .rules.model_definition import UNKNOWN_CMD, ImageContext
+
+    cmd: Any = UNKNOWN_CMD
+    if target.kind == "image":
+        attrs = _get_image(docker_client(), target.name).attrs or {}
+        cmd = (attrs.get("Config") or {}).get("Cmd") or None
+    return ImageContext(target.name, dict(target.inputs.labels), dict(target.inputs.label_locations), cmd)
+
+
+def pair_model_targets(loaded: list[LoadedTarget]) -> list[LoadedTarget]:
+    """Model folders named together with images (or Dockerfiles, kernel dirs, label dumps) are
+    checked against each of them instead of alone."""
+    models = [t for t in loaded if isinstance(t, ModelTarget) and t.image is None]
+    others = [t for t in loaded if not isinstance(t, ModelTarget)]
+    if not models or not others:
+        return loaded
+    out: list[LoadedTarget] = list(others)
+    for m in models:
+        out += [load_model_dir(m.folder, _image_context(t)) for t in others]
+    return out

@@ -125,6 +125,33 @@ def install_volume(
     return result
 
 
+def install_plain_volume(tarball: Path, name: str, version: str, *, client: docker.DockerClient | None = None) -> str:
+    """Create *name* from a ``.tar.xz`` without a manifest (upstream's krunner env), the way the agent's
+    extractor does: empty the volume, extract, write ``VERSION`` last. Skipped when ``VERSION`` matches."""
+    client = client or ensure_engine()
+    helper = ensure_base_image(client=client)
+    with file_lock(f"volume-{name}"):
+        try:
+            client.volumes.get(name)
+            current = _run_helper(client, helper, "cat /vol/VERSION 2>/dev/null || true",
+                                  [Mount("/vol", name, type="volume", read_only=True)]).strip()
+            if current == version:
+                return name
+        except NotFound:
+            client.volumes.create(name, driver="local", labels={VOLUME_LABEL: "stock"})
+        with tempfile.TemporaryDirectory(prefix="bai-stock-krunner.") as tmp:
+            plain = Path(tmp) / "env.tar"
+            with lzma.open(tarball) as src, open(plain, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            log(f"krunner install: extracting {Path(tarball).name} into volume {name}…")
+            _run_helper(client, helper, f"""set -e
+find /vol -mindepth 1 -delete
+tar -x -C /vol -f /env.tar
+echo {version} > /vol/VERSION
+""", [Mount("/vol", name, type="volume"), Mount("/env.tar", str(plain), type="bind", read_only=True)])
+    return name
+
+
 def remove_volume(name: str, *, client: docker.DockerClient | None = None) -> bool:
     """Remove the volume *name*; False if it did not exist."""
     client = client or ensure_engine()

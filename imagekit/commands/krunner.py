@@ -41,6 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"a {tarball_name()} (default: build into {DEFAULT_OUTPUT_DIR} and use that)")
     i.add_argument("--volume", default=None, metavar="NAME", help="volume name (default: from the manifest)")
     i.add_argument("--force", action="store_true", help="re-extract even if the volume verifies")
+    i.add_argument("--stock", action="store_true",
+                   help="instead: install upstream's runner as a stock Backend.AI 26.9 agent deploys it (downloads "
+                   "backend.ai-krunner-static-gnu 4.4.0, backend.ai-kernel(-helper) and backend.ai-kernel-binary "
+                   "26.9.6 from PyPI into the cache, creates backendai-krunner.v14.x86_64.static-gnu), for "
+                   "`bai-imagekit test --runner stock`")
     i.set_defaults(handler=run_install)
     k = ksub.add_parser(
         "package", help="package the bundle as a wheel for a stock Backend.AI agent",
@@ -126,9 +131,27 @@ def run_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_stock_install() -> int:
+    from imagekit.bundle.stock import install_stock_runner
+
+    local_env_error, docker_error, _ = _errors()
+    try:
+        runner = install_stock_runner()
+    except (local_env_error, docker_error, OSError, RuntimeError) as exc:
+        raise EnvironmentProblem(str(exc)) from exc
+    print(f"stock runner: volume {runner.volume}, runner packages and /opt/kernel tools in {runner.root}",
+          file=sys.stderr)
+    print(runner.volume)
+    return 0
+
+
 def run_install(args: argparse.Namespace) -> int:
     from imagekit.bundle.volume import install_volume
 
+    if args.stock:
+        if args.tarball or args.volume or args.force:
+            raise UsageError("--stock takes no --tarball, --volume or --force")
+        return run_stock_install()
     local_env_error, docker_error, manifest_error = _errors()
     tarball = args.tarball
     if tarball is not None and not tarball.is_file():

@@ -17,6 +17,7 @@ examples:
   bai-imagekit test my/kernel:latest
   bai-imagekit test --format junit --report smoke.xml img1 img2 -j 2
   bai-imagekit test my/kernel:latest --test-file image-test.toml --keep
+  bai-imagekit test my/inference:dev --model models/demo [--runtime-variant vllm]
   bai-imagekit test -j 2 a:1 b:1 --test-file a:1=a/image-test.toml --test-file b:1=b/image-test.toml
 
 exit codes: 0 every check passed, 1 a check failed, 2 the harness could not run
@@ -42,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", action="store_true", help="leave the containers running for inspection")
     p.add_argument("--ready-timeout", type=float, default=60.0, metavar="SECONDS", help="readiness timeout (default 60)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--model", type=Path, metavar="DIR",
+                   help="a model folder (model-definition.yaml): mounted at /models and started like the agent does")
+    p.add_argument("--runtime-variant", default=None, metavar="NAME",
+                   help="the runtime variant whose defaults the model is resolved with (default: custom; "
+                   "see docs/model-services.md)")
     p.set_defaults(handler=run)
 
 
@@ -61,6 +67,24 @@ def _test_files(specs: list[str], images: list[str], load):
     return common, per_image
 
 
+def _model(args: argparse.Namespace):
+    """``--model DIR [--runtime-variant NAME]`` → what the inference check starts (or None)."""
+    from krunner.services.model_definition import DEFAULT_VARIANT, RUNTIME_VARIANTS
+
+    from ..smoke.checks.inference import ModelUnderTest
+
+    variant = args.runtime_variant or DEFAULT_VARIANT
+    if variant not in RUNTIME_VARIANTS:
+        raise UsageError(f"--runtime-variant {variant!r}: choose from {', '.join(RUNTIME_VARIANTS)}")
+    if args.model is None:
+        if args.runtime_variant:
+            raise UsageError("--runtime-variant needs --model DIR")
+        return None
+    if not args.model.is_dir():
+        raise UsageError(f"--model {args.model}: no such directory")
+    return ModelUnderTest(args.model, variant)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM behaves like Ctrl-C: checks stop and every container is removed."""
     raise KeyboardInterrupt
@@ -74,10 +98,12 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     test_file, test_files = _test_files(args.test_file, args.images, load_test_file)
+    model = _model(args)
     client = docker_client()
     krunner = krunner_mount(client)
     options = SmokeOptions(
-        krunner=krunner, test_file=test_file, test_files=test_files, keep=args.keep, ready_timeout=args.ready_timeout
+        krunner=krunner, test_file=test_file, test_files=test_files, keep=args.keep, ready_timeout=args.ready_timeout,
+        model=model,
     )
     lock = threading.Lock()
 

@@ -20,6 +20,7 @@ targets (the kind is detected; --target-kind forces it):
   a Dockerfile           kernels/python/Dockerfile
   a kernel directory     kernels/python/              (Dockerfile, kernel.toml, service-defs/, policy.yml)
   a label dump           labels.json                  (docker inspect output, or {"label": "value"})
+  a model folder         models/llama/                (model-definition.yaml, deployment-config.yaml)
 
 examples:
   bai-imagekit validate kernels/python/
@@ -27,6 +28,7 @@ examples:
   bai-imagekit validate Dockerfile --format sarif -o imagekit.sarif
   docker inspect my/image:1.0 > labels.json && bai-imagekit validate labels.json --format json
   bai-imagekit validate kernels/*/ --format github     (annotations in a GitHub Actions step)
+  bai-imagekit validate --model images/inference/model my/inference:dev   (model ports vs. the image's labels)
 
 Suppress a finding on the next Dockerfile instruction with
   # bai-imagekit ignore=BAI012[,BAI013] why this is fine
@@ -43,7 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("targets", nargs="+", metavar="TARGET", help="image reference, Dockerfile, kernel directory or JSON label dump")
+    p.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="image reference, Dockerfile, kernel directory, JSON label dump or model folder")
+    p.add_argument("--model", action="append", default=[], metavar="DIR",
+                   help="a model folder (model-definition.yaml, deployment-config.yaml), checked against every TARGET "
+                   "(its labels and an image's Cmd) or alone (repeatable)")
     p.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format (default: text)")
     p.add_argument(
         "--fail-on",
@@ -60,7 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     report = Report([])
-    with open_targets(list(args.targets), args.target_kind) as loaded:
+    if not args.targets and not args.model:
+        raise UsageError("a TARGET is required (or --model DIR)")
+    with open_targets(list(args.targets), args.target_kind, model_dirs=list(args.model)) as loaded:
         for target in loaded:
             if args.runner:
                 target.inputs.runner = RunnerTarget(args.runner)

@@ -24,6 +24,7 @@ from ..harness.krunner_mount import KrunnerMount
 from ..runner_target import RunnerTarget
 from .checks import Check, all_checks
 from .checks.author import command_check, file_check
+from .checks.inference import ModelUnderTest
 from .checks.services import service_checks
 from .model import CheckFailed, CheckResult, CheckSkipped, ImageReport, Outcome
 from .session import ImageFacts, ProbeError, SmokeSession
@@ -40,6 +41,7 @@ class SmokeOptions:
     keep: bool = False  # leave the container running for inspection
     ready_timeout: float = 60.0
     extra_mounts: list[tuple[Path, str]] = field(default_factory=list)
+    model: "ModelUnderTest | None" = None  # --model DIR --runtime-variant NAME (checks/inference.py)
     #: the runner the labels are checked for: the one the smoke test starts (krunner's bundle)
     runner: RunnerTarget = RunnerTarget.KRUNNER
 
@@ -122,7 +124,10 @@ def run_image(
 
     def start() -> str:
         nonlocal session
-        session = SmokeSession.start(facts, options.krunner, client, extra_mounts=options.extra_mounts)
+        mounts = [*options.extra_mounts, *([options.model.mount()] if options.model else [])]
+        session = SmokeSession.start(facts, options.krunner, client, extra_mounts=mounts)
+        if options.model:
+            session.notes.update(options.model.notes())
         started = time.monotonic()
         try:
             session.agent(timeout=options.ready_timeout).wait_ready(timeout=options.ready_timeout)

@@ -10,6 +10,15 @@ Differences from upstream, wire format unchanged:
 * health probes are plain asyncio HTTP requests with a timeout, any status
   equal to ``expected_status_code`` is healthy (not only 2xx), and every
   failure kind counts — the loop never dies silently.
+
+Semantics as upstream (26.x, see docs/model-services.md): the config is upstream's
+``ModelConfig`` (:mod:`.model_definition`); health checks run only when ``health_check.enable``
+is true (else the model is reported healthy once started, like upstream's runner);
+``initial_delay`` is a grace period — probing starts at once, and a model that has never
+passed is reported unhealthy only when the grace period is over and ``max_retries``
+consecutive probes failed; once it has passed, ``max_retries`` consecutive failures report it
+unhealthy. A missing ``start_command`` (the agent fills in the image's ``Cmd``) fails with a
+clear reason; a leftover ``{model_path}`` is substituted (the manager normally has done it).
 """
 
 from __future__ import annotations
@@ -20,12 +29,12 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from ..protocol import ModelServiceResult, ModelServiceStatus, Record, StartServiceRequest, encode_json, validation_message
-from .model import PrestartAction, ServiceDefinition
+from . import model_definition as md
+from .model import ServiceDefinition
 from .supervisor import StartFailed
 
 log = logging.getLogger("krunner.services.model")
@@ -33,31 +42,10 @@ log = logging.getLogger("krunner.services.model")
 REPLY_MARGIN = 2.0
 
 
-class HealthCheck(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    enable: bool = True
-    path: str = "/"
-    interval: float = Field(10.0, gt=0)
-    max_retries: int = Field(10, ge=0)
-    max_wait_time: float = Field(15.0, gt=0)
-    expected_status_code: int = 200
-    initial_delay: float = Field(0.0, ge=0)
-
-
-class ModelServiceSpec(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    pre_start_actions: list[PrestartAction] = []
-    start_command: Union[str, list[str]]
-    shell: Optional[str] = "/bin/bash"
-    port: int = Field(gt=1, lt=65536)
-    health_check: Optional[HealthCheck] = None
-
-
-class ModelConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str
-    model_path: str
-    service: Optional[ModelServiceSpec] = None
+#: the model-definition format (upstream's defaults and spellings) lives in model_definition.py
+HealthCheck = md.HealthCheck
+ModelServiceSpec = md.ModelService
+ModelConfig = md.ModelConfig
 
 
 def agent_wait(spec: ModelServiceSpec) -> float:
@@ -103,13 +91,18 @@ class ModelServices:
             return ModelServiceResult(status="failed", error=f"model {config.name}: service info not provided")
         if not Path(config.model_path).is_dir():
             return ModelServiceResult(status="failed", error=f"the model directory does not exist: {config.model_path}")
+        if not spec.start_command:
+            return ModelServiceResult(
+                status="failed",
+                error=f"model {config.name}: no start_command (the agent uses the image's Cmd; this image has none)",
+            )
         name = f"{config.name}-{spec.port}"
         budget = max(1.0, agent_wait(spec) - REPLY_MARGIN)
         try:
             definition = ServiceDefinition(
-                command=spec.start_command,
+                command=spec.start_command.replace("{model_path}", config.model_path),
                 shell=spec.shell or None,
-                prestart_actions=spec.pre_start_actions,
+                prestart_actions=[a.model_dump() for a in spec.pre_start_actions],
                 launch_timeout=budget,
             )
         except ValidationError as exc:
@@ -156,8 +149,11 @@ class ModelServices:
         self.send(Record.MODEL_SERVICE_STATUS, encode_json(ModelServiceStatus(model_name=model_name, is_healthy=healthy)))
 
     async def _health_loop(self, model_name: str, port: int, hc: HealthCheck) -> None:
-        await asyncio.sleep(hc.initial_delay)
+        """Probe from the start; ``initial_delay`` only bounds how long a model that never
+        passed may keep failing before it is reported unhealthy (upstream's grace period)."""
+        begun = time.monotonic()
         healthy: bool | None = None
+        passed_once = False
         failures = 0
         while True:
             started = time.monotonic()
@@ -169,13 +165,15 @@ class ModelServices:
                 ok, reason = False, type(exc).__name__
             if ok:
                 failures = 0
+                passed_once = True
                 if healthy is not True:
                     healthy = True
                     self._report(model_name, True)
             else:
                 failures += 1
                 log.debug("health check of %s failed (%s), %d in a row", model_name, reason, failures)
-                if failures > hc.max_retries and healthy is not False:
+                in_grace = not passed_once and time.monotonic() - begun < hc.initial_delay
+                if failures >= max(hc.max_retries, 1) and not in_grace and healthy is not False:
                     healthy = False
                     self._report(model_name, False)
             await asyncio.sleep(max(0.0, hc.interval - (time.monotonic() - started)))
