@@ -31,6 +31,16 @@ def krunner_mount(client: docker.DockerClient) -> KrunnerMount:
         raise EnvironmentProblem(f"cannot provide the krunner volume: {exc}") from exc
 
 
+def stock_runner_mount() -> KrunnerMount:
+    """Upstream's runner as a stock agent deploys it (``krunner install --stock`` must have run)."""
+    from imagekit.bundle.stock import StockRunnerMissing, find_stock_runner, stock_mount
+
+    try:
+        return stock_mount(find_stock_runner())
+    except StockRunnerMissing as exc:
+        raise EnvironmentProblem(str(exc)) from exc
+
+
 def find_kernel(client: docker.DockerClient, ref: str) -> KernelContainer:
     """A container started by ``bai-imagekit run`` (by name or id)."""
     try:
