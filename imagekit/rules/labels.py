@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import uuid
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 
@@ -23,6 +22,7 @@ from ..runner_target import STOCK_VENDOR_PREFIX, RunnerTarget, stock_runs
 from ..findings import Finding
 from ..kernel_inputs import KernelInputs
 from .catalogue import Rule, rule
+from .image_contents import MATCHES_DISTRO_PROBE
 
 P = "ai.backend."
 KERNELSPEC = P + "kernelspec"
@@ -38,6 +38,7 @@ MODEL_FORMAT = P + "model-format"
 CORECOUNT = P + "envs.corecount"
 ACCELERATORS = P + "accelerators"
 SHMEM = P + "resource.preferred.shmem"
+CUSTOMIZED_OWNER = P + "customized-image.owner"
 RES_MIN = P + "resource.min"
 RES_MAX = P + "resource.max"
 
@@ -67,6 +68,12 @@ COUNT_SLOTS = (
 SLOTS = BYTE_SLOTS + COUNT_SLOTS
 FEATURE_TOKENS = ("uid-match", "user-input", "batch", "query", "tty", "operation", "private")
 DISTRO_FAMILIES = ("ubuntu", "centos", "alpine")
+INTRINSIC_SLOTS = ("cpu", "mem")  # not accelerator families
+#: accelerator families of the known slots (the fifth dot-component of a resource key)
+ACCEL_FAMILIES = tuple(dict.fromkeys(s.split(".")[0] for s in COUNT_SLOTS if s not in INTRINSIC_SLOTS))
+ACCEL_ANY_ITEM = "*"
+OWNER_SCOPES = ("user", "project")
+_FAMILY = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 ROLES = ("COMPUTE", "INFERENCE", "SYSTEM")
 MIB = 1 << 20
 
@@ -261,6 +268,64 @@ SHMEM_BAD = _rule(
     "An invalid or infinite `resource.preferred.shmem` is silently replaced by the manager's default of 64m.",
 )
 
+#: the manager's reading of ``ai.backend.accelerators`` (26.x)
+MATCHES_ACCELERATORS = (
+    "Backend.AI 26.x managers (`*` = any accelerator, upstream #13317; merged with the slot families of "
+    "`resource.min.*` and `resource.max.*`; an empty list means `*`)."
+)
+DISTRO_PROBED = _rule(
+    "BAI031", "info", "base-distro is left to the agent's probe",
+    "Nothing to do if the agent can detect the C library; validate the built image (`bai-imagekit validate "
+    "IMAGE`) to see what it concludes (BAI314), or set `ai.backend.base-distro` to skip the probe.",
+    "`ai.backend.base-distro` is optional: when it is missing or empty, the agent probes the image once (cached "
+    "per image) by running `ldd --version`, then `libc.so.6` itself, then the musl loader, in throw-away "
+    "containers, and maps the glibc version to one of its artifact distros (musl: `alpine3.8`). Only the image's "
+    "files tell whether that succeeds, so a Dockerfile or a label dump gets this note and an image gets BAI314 or "
+    "BAI306 instead.",
+    matches=MATCHES_DISTRO_PROBE,
+)
+ACCEL_SYNTAX = _rule(
+    "BAI032", "warning", "accelerators item is not a plain family name",
+    "List lowercase families separated by single commas with no blanks, e.g. `cuda` or `cuda,rocm`, or write `*`.",
+    "`ai.backend.accelerators` is split on commas and nothing else: blanks stay part of an item, and an empty "
+    "item or a slot name such as `cuda.device` names no family, so the accelerator the author meant is not "
+    "listed (`CUDA`, ` rocm` and `cuda.device` never match the `cuda`/`rocm` slot families).",
+    matches=MATCHES_ACCELERATORS,
+)
+ACCEL_UNKNOWN = _rule(
+    "BAI033", "warning", "unknown accelerator family",
+    "Use a family of a known resource slot (cuda, rocm, tpu, ipu, atom, gaudi, warboy, rngd, …), or `*`.",
+    "The manager compares the families with the slot families of a session's request; a family no accelerator "
+    "plugin provides (`nvidia`, `gpu`) matches nothing, so the image is not offered for the accelerator meant. "
+    "Families of third-party plugins are fine when the image also sets one of their `resource.min.*` slots.",
+    matches=MATCHES_ACCELERATORS,
+)
+ACCEL_ANY = _rule(
+    "BAI034", "info", "accelerators value is empty or redundant",
+    "Write `*` alone to allow every accelerator, or list the families the image supports.",
+    "`*` means any accelerator (upstream #13317), and an empty list means `*`: `ai.backend.accelerators=\"\"` "
+    "allows every accelerator rather than none, and other items next to `*` change nothing.",
+    matches=MATCHES_ACCELERATORS,
+)
+ACCEL_MERGED = _rule(
+    "BAI035", "warning", "resource slot family is missing from accelerators",
+    "Add the family to `ai.backend.accelerators` (or drop the resource label if the image does not use it).",
+    "The manager merges the families of every `resource.min.*` and `resource.max.*` slot into the accelerator "
+    "list, so `accelerators=\"rocm\"` with `resource.min.cuda.device` supports cuda as well, and a "
+    "`resource.max.*` label (no limit otherwise, BAI010) still adds its family. The label then does not say "
+    "what the image supports.",
+    matches=MATCHES_ACCELERATORS,
+)
+OWNER_BAD = _rule(
+    "BAI036", "error", "customized-image.owner is not user:UUID or project:UUID",
+    "Remove the label (the manager sets it when a session is committed), or write `user:<uuid>` / "
+    "`project:<uuid>`.",
+    "The manager writes `ai.backend.customized-image.owner` as `user:<user uuid>` or `project:<project uuid>` "
+    "and reads it back as one of those two scopes to decide who may see and use a customized image; any other "
+    "value names no owner, so the image's ownership checks fail.",
+    matches="Backend.AI 26.x managers (customized images: `user:` and `project:` owner scopes).",
+)
+
 EXAMPLES: dict[str, str] = {
     "BAI001": "(no kernelspec) → `ai.backend.kernelspec=\"1\"`",
     "BAI002": "(no resource.min.mem) → `ai.backend.resource.min.mem=\"1g\"`",
@@ -292,6 +357,12 @@ EXAMPLES: dict[str, str] = {
     "BAI027": "`ai.backend.customized-image.owner=\"user:…\"` → (remove)",
     "BAI028": "`ai.backend.envs.corecounest` → `ai.backend.envs.corecount`",
     "BAI029": "`ai.backend.resource.preferred.shmem=\"inf\"` → `\"1g\"`",
+    "BAI031": "(no base-distro) → validate the image: the agent detects `ubuntu22.04` from glibc 2.35",
+    "BAI032": "`ai.backend.accelerators=\"cuda, rocm\"` → `\"cuda,rocm\"`",
+    "BAI033": "`ai.backend.accelerators=\"nvidia\"` → `\"cuda\"`",
+    "BAI034": "`ai.backend.accelerators=\"\"` → `\"*\"`",
+    "BAI035": "`accelerators=\"rocm\"` + `resource.min.cuda.device=\"1\"` → `accelerators=\"rocm,cuda\"`",
+    "BAI036": "`ai.backend.customized-image.owner=\"alice\"` → (remove)",
 }
 
 
@@ -389,6 +460,8 @@ def _features(c: _Ctx, key: str, value: str) -> None:
 
 
 def _base_distro(c: _Ctx, key: str, value: str) -> None:
+    if value == "":
+        return  # the agent treats an empty value as unset and probes (_presence reports it)
     m = re.fullmatch(r"([a-z-]+)(\d+(?:\.\d+)*)", value)
     if m is None:
         fixed = re.sub(r"\s+", "", value.lower())
@@ -508,6 +581,86 @@ def _resource(c: _Ctx, key: str, value: str) -> None:
         c.add(COUNT_BAD, f"{key.removeprefix(P)} {value!r} is not a non-negative decimal such as '1' or '0.5'", key)
 
 
+def slot_families(label_map: dict[str, str]) -> dict[str, str]:
+    """Accelerator families the manager merges into ``ai.backend.accelerators``: the fifth dot-component of
+    every ``resource.min.*`` / ``resource.max.*`` key (cpu and mem aside), each with the key that names it
+    (a ``min`` key in preference to a ``max`` key)."""
+    out: dict[str, str] = {}
+    for key in sorted(label_map, key=lambda k: (not k.startswith(RES_MIN + "."), k)):
+        if key.startswith((RES_MIN + ".", RES_MAX + ".")):
+            parts = key.split(".")
+            if len(parts) > 4 and parts[4] and parts[4] not in INTRINSIC_SLOTS:
+                out.setdefault(parts[4], key)
+    return out
+
+
+def effective_accelerators(label_map: dict[str, str]) -> list[str]:
+    """The accelerator list upstream ends up with: the label's items merged with the slot families of
+    ``resource.min.*`` and ``resource.max.*``; an empty result means ``["*"]`` (any accelerator)."""
+    raw = label_map.get(ACCELERATORS, "")
+    items = [i for i in raw.split(",") if i] if raw else []
+    merged = list(dict.fromkeys([*items, *slot_families(label_map)]))
+    return [ACCEL_ANY_ITEM] if ACCEL_ANY_ITEM in merged or not merged else merged
+
+
+def _accelerators(c: _Ctx, key: str, value: str) -> None:
+    families = slot_families(c.labels)
+    if value == "":
+        if families:
+            c.add(ACCEL_ANY, f"accelerators is empty, so the image's accelerators are just the families of its "
+                  f"resource slots ({', '.join(families)}); list them or write '*'", key)
+        else:
+            c.add(ACCEL_ANY, "accelerators is empty, which upstream reads as '*' (any accelerator), not as none; "
+                  "write '*' or list the families", key)
+        return
+    items = list(dict.fromkeys(value.split(",")))
+    if ACCEL_ANY_ITEM in items:
+        others = [i for i in items if i != ACCEL_ANY_ITEM]
+        if others:
+            c.add(ACCEL_ANY, f"accelerators {value!r}: '*' already allows any accelerator, so the other items "
+                  f"({', '.join(repr(i) for i in others)}) change nothing; write '*'", key)
+        return
+    known = set(ACCEL_FAMILIES) | set(families)
+    for item in items:
+        if item == "":
+            c.add(ACCEL_SYNTAX, f"accelerators {value!r} has an empty item; separate families with single commas", key)
+        elif not _FAMILY.fullmatch(item):
+            guess = item.strip().lower().split(".")[0]
+            better = f"; did you mean {guess!r}?" if _FAMILY.fullmatch(guess) else ""
+            c.add(ACCEL_SYNTAX, f"accelerators item {item!r} is not a lowercase family name and matches no slot "
+                  f"family{better}", key)
+        elif item not in known:
+            c.add(ACCEL_UNKNOWN, f"accelerator family {item!r} is not provided by any known slot"
+                  f"{_did_you_mean(item, known)}", key)
+    listed = {i.strip().lower() for i in items}
+    for family, rkey in families.items():
+        if family in listed:
+            continue
+        merged = ",".join([*(i for i in items if i), family])
+        if rkey.startswith(RES_MAX + "."):
+            why = f"{rkey!r} is no limit (BAI010), yet the manager adds its family {family!r} to the accelerators"
+        else:
+            why = f"{rkey!r} makes the manager add {family!r} to the accelerators"
+        c.add(ACCEL_MERGED, f"{why}: the image supports {merged!r}, not {value!r}", rkey)
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _owner(c: _Ctx, key: str, value: str) -> None:
+    _key(c, key)  # upstream-owned (BAI027), whatever the value
+    scope, sep, ident = value.partition(":")
+    if not sep:
+        problem = "has no scope (expected 'user:' or 'project:')"
+    elif scope not in OWNER_SCOPES:
+        problem = f"has the scope {scope!r} (expected 'user' or 'project')"
+    elif not _UUID.fullmatch(ident):
+        problem = f"names {ident!r}, which is not a UUID"
+    else:
+        return
+    c.add(OWNER_BAD, f"customized-image.owner {value!r} {problem}; the manager cannot tell who owns the image", key)
+
+
 _VALUE_CHECKS: dict[str, Callable[[_Ctx, str, str], None]] = {
     KERNELSPEC: _kernelspec,
     FEATURES: _features,
@@ -518,6 +671,8 @@ _VALUE_CHECKS: dict[str, Callable[[_Ctx, str, str], None]] = {
     ENDPOINT_PORTS: _endpoint_ports,
     CORECOUNT: _corecount,
     SHMEM: _shmem,
+    ACCELERATORS: _accelerators,
+    CUSTOMIZED_OWNER: _owner,
 }
 
 
@@ -562,6 +717,10 @@ def _presence(c: _Ctx) -> None:
     for key in RECOMMENDED:
         if key not in labels:
             c.add(RECOMMENDED_MISSING, f"recommended label {key!r} is missing", key)
+    if labels.get(BASE_DISTRO, "") == "" and c.inputs.image_fs is None:  # with image files: BAI314/BAI306
+        what = "is empty, which the agent treats as unset" if BASE_DISTRO in labels else "is not set"
+        c.add(DISTRO_PROBED, f"base-distro {what}: the agent probes the image's C library (ldd --version, then "
+              "libc.so.6, then the musl loader); validate the built image to see what it concludes", BASE_DISTRO)
     runtime = lookup(labels.get(RUNTIME_TYPE, "app"))
     if runtime is not None and runtime.name == "python" and RUNTIME_PATH not in labels:
         c.add(RUNTIME_PATH_MISSING, "runtime-type is python but runtime-path is not set", RUNTIME_PATH, at=RUNTIME_TYPE)

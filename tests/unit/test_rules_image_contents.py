@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 
 import pytest
 
@@ -88,8 +89,29 @@ class FakeImageFS:
         return sorted({p[len(prefix):].split("/")[0] for p in self.nodes if p.startswith(prefix) and p != real})
 
 
-TOOLS = ("getent", "cut", "sed", "tr", "chown", "ldd")
+TOOLS = ("getent", "cut", "sed", "tr", "chown")
 SBIN_TOOLS = ("useradd", "groupadd", "usermod", "addgroup", "chpasswd")
+
+
+GLIBC_LDD = b"""#! /bin/bash
+# This file is part of the GNU C Library.
+case $1 in
+  --vers | --versi | --versio | --version)
+    echo 'ldd (Debian GLIBC 2.36-9+deb12u4) 2.36'
+    exit 0
+    ;;
+esac
+"""
+MUSL_LDD = b"#!/bin/sh\nexec /lib/ld-musl-x86_64.so.1 --list \"$@\"\n"
+
+
+def glibc_so(version: str, pkg: str = "Debian GLIBC") -> bytes:
+    """An executable libc.so.6 as far as the probe reads it: ELF magic and the banner it prints."""
+    return (b"\x7fELF\x02\x01\x01" + b"\x00" * 64 + f"GNU C Library ({pkg} {version}-1) stable release version "
+            f"{version}.\nCopyright (C) 2024 Free Software Foundation, Inc.\n".encode() + b"\x00" * 16)
+
+
+MUSL_LOADER = b"\x7fELF\x02\x01\x01" + b"\x00" * 64 + b"musl libc (x86_64)\nVersion %s\nDynamic Program Loader\n\x00"
 
 
 def debian_fs() -> FakeImageFS:
@@ -106,16 +128,18 @@ def debian_fs() -> FakeImageFS:
         fs.exe(f"/usr/bin/{tool}")
     for tool in SBIN_TOOLS:
         fs.exe(f"/usr/sbin/{tool}")
+    fs.file("/usr/bin/ldd", GLIBC_LDD, 0o755)
+    fs.file("/usr/lib/x86_64-linux-gnu/libc.so.6", glibc_so("2.36"), 0o755)
     fs.file("/etc/backend.ai/service-defs/jupyter.json", b"{}")
     return fs
 
 
 def alpine_fs() -> FakeImageFS:
     fs = FakeImageFS()
-    fs.exe("/bin/busybox").exe("/lib/ld-musl-x86_64.so.1")
+    fs.exe("/bin/busybox").file("/lib/ld-musl-x86_64.so.1", MUSL_LOADER, 0o755)
     for applet in ("sh", "ash", "getent", "cut", "sed", "tr", "chown", "adduser", "addgroup", "chpasswd"):
         fs.link(f"/bin/{applet}", "/bin/busybox")
-    fs.exe("/usr/bin/ldd")
+    fs.file("/usr/bin/ldd", MUSL_LDD, 0o755)
     fs.file("/etc/os-release", b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n')
     fs.exe("/usr/sbin/usermod")
     return fs
@@ -190,10 +214,103 @@ def test_bai305_no_loader():
     assert ids(f) == ["BAI305"] and "ld-musl" in f[0].message
 
 
-def test_bai306_no_label_and_no_ldd():
-    assert run(debian_fs()) == []
-    f = run(debian_fs().remove("/usr/bin/ldd"))
-    assert ids(f) == ["BAI306"] and "ldd" in f[0].message
+def test_bai306_no_label_and_nothing_the_agent_can_run():
+    fs = debian_fs().remove("/usr/bin/ldd").remove("/usr/lib/x86_64-linux-gnu/libc.so.6")
+    f = run(fs)
+    assert ids(f) == ["BAI306"] and f[0].severity is Severity.ERROR and f[0].label == "ai.backend.base-distro"
+    # every probe of the agent is named, in its order
+    msg = f[0].message
+    order = ["ldd --version", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6", "/usr/lib64/libc.so.6",
+             "/usr/lib/libc.so.6", "/lib/libc.so.6", "/lib/ld-musl-x86_64.so.1"]
+    at = [re.search(r"(?<![\w/])" + re.escape(c), msg).start() for c in order]
+    assert at == sorted(at)
+    assert "UnsupportedBaseDistroError" in msg
+
+
+def distro_findings(fs, **labels: str) -> list:
+    return [f for f in run(fs, **labels) if f.rule in ("BAI306", "BAI314")]
+
+
+def detected(fs, **labels: str):
+    f = distro_findings(fs, **labels)
+    assert ids(f) == ["BAI314"] and f[0].severity is Severity.INFO and f[0].label == "ai.backend.base-distro", f
+    return f[0].message
+
+
+def test_bai314_ldd_is_the_first_probe():
+    msg = detected(debian_fs())
+    assert "`ldd --version`" in msg and "'ldd (Debian GLIBC 2.36-9+deb12u4) 2.36'" in msg and "'ubuntu22.04'" in msg
+    assert "after" not in msg
+
+
+def test_bai314_an_empty_label_is_unset():
+    assert "is empty" in detected(debian_fs(), base_distro="")
+
+
+def test_bai314_without_ldd_the_agent_runs_libc():
+    msg = detected(debian_fs().remove("/usr/bin/ldd"))
+    assert "`/lib/x86_64-linux-gnu/libc.so.6`" in msg and "no ldd in" in msg
+    assert "stable release version 2.36" in msg and "'ubuntu22.04'" in msg
+
+
+def test_bai314_ldd_without_its_interpreter_is_skipped():
+    msg = detected(debian_fs().remove("/usr/bin/bash"))
+    assert "needs /bin/bash" in msg and "libc.so.6" in msg
+
+
+def test_bai314_distroless_libc_only():
+    fs = FakeImageFS().file("/lib/x86_64-linux-gnu/libc.so.6", glibc_so("2.36"), 0o755)
+    fs.exe("/lib64/ld-linux-x86-64.so.2")
+    assert "`/lib/x86_64-linux-gnu/libc.so.6`" in detected(fs)
+
+
+def test_bai314_a_libc_that_is_not_executable_is_skipped():
+    fs = debian_fs().remove("/usr/bin/ldd").file("/usr/lib/x86_64-linux-gnu/libc.so.6", glibc_so("2.36"), 0o644)
+    f = run(fs)
+    assert ids(f) == ["BAI306"] and "not executable" in f[0].message
+
+
+@pytest.mark.parametrize("layout", ["/lib64/libc.so.6", "/usr/lib64/libc.so.6", "/usr/lib/libc.so.6", "/lib/libc.so.6"])
+def test_bai314_every_libc_path_the_agent_tries(layout):
+    fs = FakeImageFS().exe("/lib64/ld-linux-x86-64.so.2").file(layout, glibc_so("2.17", "GNU libc"), 0o755)
+    assert f"`{layout}`" in detected(fs) and "'centos7.6'" in detected(fs)
+
+
+def test_bai314_musl_by_ldd_and_by_the_loader():
+    msg = detected(alpine_fs())
+    assert "`ldd --version`" in msg and "'musl libc (x86_64)'" in msg and "'alpine3.8'" in msg and "BAI015" in msg
+    msg = detected(alpine_fs().remove("/usr/bin/ldd"))
+    assert "`/lib/ld-musl-x86_64.so.1`" in msg and "'alpine3.8'" in msg
+
+
+def test_bai314_aarch64_paths():
+    fs = FakeImageFS().exe("/lib/ld-linux-aarch64.so.1")
+    fs.file("/lib/aarch64-linux-gnu/libc.so.6", glibc_so("2.39", "Ubuntu GLIBC"), 0o755)
+    assert "`/lib/aarch64-linux-gnu/libc.so.6`" in detected(fs) and "'ubuntu24.04'" in detected(fs)
+
+
+def test_a_set_label_is_not_probed():
+    fs = debian_fs().remove("/usr/bin/ldd").remove("/usr/lib/x86_64-linux-gnu/libc.so.6")
+    assert distro_findings(fs, base_distro="ubuntu22.04") == []
+
+
+@pytest.mark.parametrize(
+    "version, distro",
+    [("2.12", "centos7.6"), ("2.17", "centos7.6"), ("2.27", "ubuntu18.04"), ("2.28", "centos8.0"), ("2.30", "centos8.0"),
+     ("2.31", "ubuntu20.04"), ("2.34", "centos9.0"), ("2.35", "ubuntu22.04"), ("2.36", "ubuntu22.04"),
+     ("2.39", "ubuntu24.04"), ("2.40", "ubuntu24.04"), ("2.41", "ubuntu24.04")],
+)
+def test_glibc_version_to_distro(version, distro):
+    assert image_contents.distro_from_probe_output(f"ldd (GNU libc) {version}\n") == distro
+    assert image_contents.distro_from_probe_output(f"GNU C Library (GNU libc) stable release version {version}.") == distro
+
+
+def test_probe_output_parsing_reads_every_line():
+    parse = image_contents.distro_from_probe_output
+    assert parse("ldd: warning: something\r\n  ldd (Ubuntu GLIBC 2.35-0ubuntu3.8) 2.35\r\nCopyright") == "ubuntu22.04"
+    assert parse("musl libc (aarch64)\nVersion 1.2.5\nDynamic Program Loader\n") == "alpine3.8"
+    assert parse("ldd (GNU libc) 2.17.90") == "centos7.6"  # trailing version digits are ignored
+    assert parse("ldd 2.35") is None and parse("") is None and parse("musl libc") is None
 
 
 def test_bai307_no_bin_sh():

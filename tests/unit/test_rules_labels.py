@@ -208,7 +208,7 @@ def test_base_distro_good(value):
     assert run({**GOOD, "ai.backend.base-distro": value}) == []
 
 
-@pytest.mark.parametrize("value", ["debian12", "rhel9", "Ubuntu22.04", "ubuntu", "ubuntu 22.04", "22.04", ""])
+@pytest.mark.parametrize("value", ["debian12", "rhel9", "Ubuntu22.04", "ubuntu", "ubuntu 22.04", "22.04", " "])
 def test_base_distro_bad(value):
     one({"ai.backend.base-distro": value}, "BAI014")
 
@@ -326,3 +326,104 @@ def test_missing_required_label_uses_the_default_location():
     inputs = KernelInputs("t", {k: v for k, v in GOOD.items() if k != "ai.backend.kernelspec"}, {}, Location(file="Dockerfile"))
     (f,) = labels.check(inputs)
     assert f.rule == "BAI001" and f.location == Location(file="Dockerfile")
+
+
+# ----------------------------------------------------------------------------- base-distro left to the agent
+
+
+def test_base_distro_is_no_longer_a_recommended_label():
+    labels_only = {k: v for k, v in GOOD.items() if k != "ai.backend.base-distro"}
+    f = run(labels_only)
+    assert [x.rule for x in f] == ["BAI031"] and f[0].severity is Severity.INFO
+    assert "ldd --version" in f[0].message and "libc.so.6" in f[0].message and "musl" in f[0].message
+
+
+def test_empty_base_distro_is_unset_for_the_agent():
+    f = one({"ai.backend.base-distro": ""}, "BAI031")
+    assert "empty" in f.message and f.label == "ai.backend.base-distro"
+
+
+def test_with_image_files_the_probe_is_left_to_the_image_rules():
+    labels_only = {k: v for k, v in GOOD.items() if k != "ai.backend.base-distro"}
+    inputs = KernelInputs(target="img", labels=labels_only, default_location=Location(file="img"), image_fs=object())
+    assert [f.rule for f in labels.check(inputs)] == []
+
+
+# ----------------------------------------------------------------------------- accelerators
+
+
+@pytest.mark.parametrize(
+    "label_map, merged",
+    [
+        ({}, ["*"]),
+        ({"ai.backend.accelerators": ""}, ["*"]),
+        ({"ai.backend.accelerators": "*"}, ["*"]),
+        ({"ai.backend.accelerators": "cuda"}, ["cuda"]),
+        ({"ai.backend.resource.min.cuda.device": "1"}, ["cuda"]),
+        ({"ai.backend.accelerators": "rocm", "ai.backend.resource.min.cuda.shares": "0.5",
+          "ai.backend.resource.max.tpu.device": "1"}, ["rocm", "cuda", "tpu"]),
+        ({"ai.backend.accelerators": "*", "ai.backend.resource.min.cuda.device": "1"}, ["*"]),
+        ({"ai.backend.resource.min.cpu": "1", "ai.backend.resource.max.mem": "1g"}, ["*"]),  # intrinsic slots
+    ],
+)
+def test_effective_accelerators(label_map, merged):
+    assert labels.effective_accelerators(label_map) == merged
+
+
+def test_slot_families_prefer_the_min_key():
+    fams = labels.slot_families({"ai.backend.resource.max.cuda.device": "1", "ai.backend.resource.min.cuda.shares": "1",
+                                 "ai.backend.resource.min.cpu": "1", "ai.backend.resource.min": "1"})
+    assert fams == {"cuda": "ai.backend.resource.min.cuda.shares"}
+
+
+@pytest.mark.parametrize("value", ["cuda", "*", "cuda,rocm", "tpu,ipu,gaudi2,tt-n300,hyperaccel-lpu"])
+def test_accelerators_good(value):
+    assert run({**GOOD, "ai.backend.accelerators": value}) == []
+
+
+@pytest.mark.parametrize("value, bad", [("cuda, rocm", "' rocm'"), ("CUDA", "'CUDA'"), ("cuda.device", "'cuda.device'")])
+def test_accelerators_item_syntax(value, bad):
+    f = one({"ai.backend.accelerators": value}, "BAI032")
+    assert bad in f.message and f.severity is Severity.WARNING
+
+
+def test_accelerators_unknown_family_suggests():
+    f = one({"ai.backend.accelerators": "rocn"}, "BAI033")
+    assert "did you mean 'rocm'" in f.message
+
+
+def test_accelerators_empty_and_star():
+    assert "'*'" in one({"ai.backend.accelerators": ""}, "BAI034").message
+    f = one({"ai.backend.accelerators": "cuda,*"}, "BAI034")
+    assert "'cuda'" in f.message and f.severity is Severity.INFO
+
+
+def test_slot_family_missing_from_accelerators():
+    f = one({"ai.backend.accelerators": "rocm", "ai.backend.resource.min.cuda.device": "1"}, "BAI035")
+    assert f.label == "ai.backend.resource.min.cuda.device" and "'rocm,cuda'" in f.message
+    f = one({"ai.backend.accelerators": "cuda", "ai.backend.resource.max.rocm.device": "1"}, "BAI035")
+    assert "no limit" in f.message and "'cuda,rocm'" in f.message
+
+
+@pytest.mark.parametrize("runner", list(RunnerTarget))
+def test_accelerator_rules_do_not_depend_on_the_runner(runner):
+    found = run({**GOOD, "ai.backend.accelerators": "nvidia,", "ai.backend.resource.min.cuda.device": "1"}, runner)
+    assert sorted(f.rule for f in found) == ["BAI032", "BAI033", "BAI035"]
+
+
+# ----------------------------------------------------------------------------- customized-image.owner
+
+
+@pytest.mark.parametrize("value", ["user:5f0c6a4e-2b1d-4c8e-9a7f-3e2d1c0b9a88", "project:5F0C6A4E-2B1D-4C8E-9A7F-3E2D1C0B9A88"])
+def test_owner_well_formed_is_only_owned(value):
+    assert [f.rule for f in run({**GOOD, "ai.backend.customized-image.owner": value})] == ["BAI027"]
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [("alice", "no scope"), ("group:5f0c6a4e-2b1d-4c8e-9a7f-3e2d1c0b9a88", "scope 'group'"),
+     ("user:alice", "not a UUID"), ("user:", "not a UUID"), ("User:5f0c6a4e-2b1d-4c8e-9a7f-3e2d1c0b9a88", "scope 'User'")],
+)
+def test_owner_malformed(value, why):
+    f = one({"ai.backend.customized-image.owner": value}, "BAI036")
+    assert why in f.message and f.severity is Severity.ERROR
