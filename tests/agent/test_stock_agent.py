@@ -116,7 +116,7 @@ def test_reference_image_under_stock_agent(stock_agent, reference_image, name):
     for started in by_op["start_service"]:
         assert started["result"]["status"] in ("started", "running"), started
     for probe in by_op["http_get"]:
-        assert probe["status"] == 200, probe
+        assert 200 <= probe["status"] < 400, probe  # JupyterLab answers / with a redirect to /lab
     assert by_op["tcp_banner"][0]["banner"].startswith("SSH-2.0-dropbear"), by_op["tcp_banner"]
     if sample_key is None:
         return
@@ -181,9 +181,11 @@ def test_model_service_on_inference_image(stock_agent, reference_image):
 
     definition = yaml.safe_load((REPO / "images" / "inference" / "model" / "model-definition.yaml").read_text())
     (model,) = definition["models"]
+    port = model["service"]["port"]
     steps = [{"op": "start_model_service", "model": model, "timeout": 120},
-             {"op": "http_get", "port": model["service"]["port"], "path": "/health", "timeout": 60}]
-    result = stock_agent.run(reference_image("inference"), steps)
+             {"op": "http_get", "port": port, "path": "/health", "timeout": 60}]
+    # the agent publishes a model's port itself; the driver is told to, as a preopen port
+    result = stock_agent.run(reference_image("inference"), steps, "--preopen-port", str(port))
     assert result["ok"], _explain(result)
     started, health = result["steps"]
     assert started["result"]["status"] in ("started", "running"), started
