@@ -47,6 +47,9 @@ KERNEL_TOOLS = {
     "hash_phrase.py": "hash_phrase.py",
     "words.json": "words.json",
 }
+#: dotfiles the agent copies into every new /home/work (its ttyd runs `tmux attach`, which needs
+#: the session that .tmux.conf creates)
+HOME_FILES = (".bashrc", ".bash_profile", ".zshrc", ".vimrc", ".tmux.conf")
 SITE_PACKAGES = f"/opt/backend.ai/lib/python{STOCK_PYTHON}/site-packages"
 
 
@@ -60,6 +63,7 @@ class StockRunner:
     volume: str
     kernel_tools: Path  # → /opt/kernel entries
     packages: Path  # holds ai/backend/{kernel,helpers}
+    home_files: Path  # copied into /home/work
 
 
 def default_cache_dir() -> Path:
@@ -103,6 +107,7 @@ def install_stock_runner(cache: Path | None = None, client=None) -> StockRunner:
 
     root = Path(cache or default_cache_dir())
     marker = root / "installed.json"
+    marker.unlink(missing_ok=True)
     wheels = _download([STOCK_KRUNNER, *STOCK_KERNEL, STOCK_BINARY], root / "wheels")
     by_name = {w.name.split("-")[0].lower(): w for w in wheels}
     packages, tools = root / "packages", root / "kernel-tools"
@@ -118,6 +123,11 @@ def install_stock_runner(cache: Path | None = None, client=None) -> StockRunner:
         src = staging / "ai/backend/runner" / source.format(arch=ARCH)
         shutil.copy2(src, tools / target)
         (tools / target).chmod(0o755)
+    home = root / "home-files"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    for name in HOME_FILES:
+        shutil.copy2(staging / "ai/backend/runner" / name, home / name)
     krunner_pkg = root / "krunner"
     shutil.rmtree(krunner_pkg, ignore_errors=True)
     _extract(by_name["backend_ai_krunner_static_gnu"], "ai/backend/krunner/", krunner_pkg)
@@ -126,7 +136,7 @@ def install_stock_runner(cache: Path | None = None, client=None) -> StockRunner:
     volume = stock_volume_name(version)
     install_plain_volume(pkg / f"krunner-env.{VARIANT}.{ARCH}.tar.xz", volume, str(version), client=client)
     marker.write_text(json.dumps({"volume": volume}))
-    return StockRunner(root=root, volume=volume, kernel_tools=tools, packages=packages / "ai/backend")
+    return StockRunner(root=root, volume=volume, kernel_tools=tools, packages=packages / "ai/backend", home_files=home)
 
 
 def find_stock_runner(cache: Path | None = None) -> StockRunner:
@@ -139,7 +149,8 @@ def find_stock_runner(cache: Path | None = None) -> StockRunner:
             f"the stock Backend.AI runner is not installed in {root}; run `bai-imagekit krunner install --stock` "
             f"(downloads {STOCK_KRUNNER}, {', '.join(STOCK_KERNEL)} and {STOCK_BINARY} from PyPI)"
         ) from None
-    return StockRunner(root=root, volume=volume, kernel_tools=root / "kernel-tools", packages=root / "packages/ai/backend")
+    return StockRunner(root=root, volume=volume, kernel_tools=root / "kernel-tools",
+                       packages=root / "packages/ai/backend", home_files=root / "home-files")
 
 
 def stock_mount(runner: StockRunner):
@@ -151,4 +162,5 @@ def stock_mount(runner: StockRunner):
         overlays=[(runner.packages / "kernel", f"{SITE_PACKAGES}/ai/backend/kernel"),
                   (runner.packages / "helpers", f"{SITE_PACKAGES}/ai/backend/helpers")],
         kernel_dir=runner.kernel_tools,
+        home_files=runner.home_files,
     )

@@ -283,6 +283,9 @@ def start_kernel_container(
     for fname, text in (config_files or {}).items():
         (scratch / "config" / fname).write_text(text)
         (scratch / "config" / fname).chmod(0o644)
+    for dotfile in sorted(Path(krunner.home_files).iterdir()) if krunner.home_files else ():
+        shutil.copy2(dotfile, scratch / "work" / dotfile.name)  # what the agent copies into a new home
+        os.chown(scratch / "work" / dotfile.name, uid, gid)
     mounts = [
         Mount("/home/work", str(scratch / "work"), type="bind"),
         Mount("/home/config", str(scratch / "config"), type="bind", read_only=True),

@@ -53,6 +53,8 @@ class KrunnerMount:
     overlays: list[tuple[Path, str]] = field(default_factory=list)
     entrypoint_host_path: Path | None = None
     kernel_dir: Path | None = None
+    #: files copied into each new /home/work (a stock agent's dotfiles: .tmux.conf for its ttyd, …)
+    home_files: Path | None = None
 
     @classmethod
     def dev_checkout(cls, repo_root: Path | None = None, *, client: docker.DockerClient | None = None) -> KrunnerMount:

@@ -126,6 +126,7 @@ def run_image(
         nonlocal session
         mounts = [*options.extra_mounts, *([options.model.mount()] if options.model else [])]
         session = SmokeSession.start(facts, options.krunner, client, extra_mounts=mounts)
+        session.runner = options.runner
         if options.model:
             session.notes.update(options.model.notes())
         started = time.monotonic()

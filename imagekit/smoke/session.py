@@ -16,6 +16,7 @@ from ..harness.client import AgentClient, PtyClient
 from ..harness.container import KernelContainer, start_kernel_container
 from ..harness.krunner_mount import KrunnerMount
 from ..rules.service_ports import PortEntry, parse_service_ports
+from ..runner_target import RunnerTarget
 
 INTRINSIC_PORTS = {"sshd": 2200, "ttyd": 7681}
 
@@ -58,6 +59,8 @@ class SmokeSession:
     _clients: list[AgentClient | PtyClient] = field(default_factory=list)
     _agent: AgentClient | None = None
     notes: dict[str, str] = field(default_factory=dict)  # facts checks share (e.g. rendered URLs)
+    #: the runner inside (``--runner``): checks that test a runner's own features know which one
+    runner: RunnerTarget = RunnerTarget.KRUNNER
 
     @classmethod
     def start(
