@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,6 +25,17 @@ class Severity(str, enum.Enum):
 
     def at_least(self, threshold: "Severity") -> bool:
         return self.rank >= threshold.rank
+
+
+def display_path(path: "Path | str") -> str:
+    """*path* as the user would write it: relative to the working directory when inside it."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 class Location(BaseModel):

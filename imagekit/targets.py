@@ -41,7 +41,7 @@ from typing import Any
 
 from .dockerfile import Dockerfile, Problem, files_placed_in, parse_file
 from .errors import EnvironmentProblem, UsageError
-from .findings import Finding, Location, sorted_findings
+from .findings import Finding, Location, display_path, sorted_findings
 from .kernel_inputs import ImageFS, KernelInputs, ServiceDefSource
 
 SERVICE_DEFS_DIR = "/etc/backend.ai/service-defs"
@@ -108,17 +108,8 @@ def detect_kind(name: str) -> str:
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _display(path: Path) -> str:
-    """*path* as the user would write it: relative to the working directory when inside it."""
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return str(path) if rel.startswith("..") else rel
-
-
 def _read_def(name: str, path: Path) -> ServiceDefSource:
-    loc = Location(file=_display(path))
+    loc = Location(file=display_path(path))
     try:
         return ServiceDefSource(name, loc, path.read_text(encoding="utf-8"), host_path=path)
     except (OSError, UnicodeDecodeError) as exc:
@@ -170,7 +161,7 @@ def _view(path: Path, display: str) -> _DockerfileView:
     item = jail.get("policy.yml")
     if item is not None and not any(p.kind == "unknowable" for p in jail_problems):
         if item.source is not None:
-            policy_loc = Location(file=_display(item.source))
+            policy_loc = Location(file=display_path(item.source))
             try:
                 policy_text = item.source.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
@@ -184,7 +175,7 @@ def load_dockerfile(path: Path | str, display: str | None = None) -> LoadedTarge
     from .rules.dockerfile_rules import findings_for
 
     path = Path(path)
-    display = display or _display(path)
+    display = display or display_path(path)
     if not path.is_file():
         raise UsageError(f"{display}: no such file")
     view = _view(path, display)
@@ -222,9 +213,9 @@ def load_kernel_dir(path: Path | str) -> LoadedTarget:
     if dockerfile is not None:
         loaded = load_dockerfile(dockerfile)
         inputs, frontend = loaded.inputs, loaded.frontend
-        inputs.target = _display(root)
+        inputs.target = display_path(root)
     else:
-        inputs, frontend = KernelInputs(target=_display(root), labels={}, service_defs={}), []
+        inputs, frontend = KernelInputs(target=display_path(root), labels={}, service_defs={}), []
     defs: dict[str, ServiceDefSource] = dict(inputs.service_defs or {})
     if spec_path.is_file():
         _apply_spec(inputs, spec_path, defs)
@@ -246,10 +237,10 @@ def _apply_spec(inputs: KernelInputs, spec_path: Path, defs: dict[str, ServiceDe
         from .kernelspec import load_spec
     except ImportError:  # pragma: no cover - the spec reader is optional
         return
-    spec = load_spec(spec_path, _display(spec_path))  # SpecError is a UsageError: exit 2
+    spec = load_spec(spec_path, display_path(spec_path))  # SpecError is a UsageError: exit 2
     inputs.labels.update(spec.labels)
     inputs.label_locations.update(spec.label_locations)
-    inputs.default_location = Location(file=_display(spec_path))  # missing labels belong in the spec
+    inputs.default_location = Location(file=display_path(spec_path))  # missing labels belong in the spec
     for service in getattr(spec, "services", []):
         if service.def_path is not None:
             defs[service.name] = _read_def(service.name, Path(service.def_path))
@@ -260,7 +251,7 @@ def _apply_spec(inputs: KernelInputs, spec_path: Path, defs: dict[str, ServiceDe
 
 
 def _set_policy(inputs: KernelInputs, path: Path) -> None:
-    inputs.policy_location = Location(file=_display(path))
+    inputs.policy_location = Location(file=display_path(path))
     try:
         inputs.policy_text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -272,7 +263,7 @@ def _set_policy(inputs: KernelInputs, path: Path) -> None:
 
 def load_labels_json(path: Path | str) -> list[LoadedTarget]:
     path = Path(path)
-    display = _display(path)
+    display = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text)
@@ -460,8 +451,8 @@ def load_model_dir(path: Path | str, image: Any = None) -> ModelTarget:
         raise UsageError(f"{path}: no such directory")
     if not any((root / n).is_file() for n in (*DEFINITION_NAMES, DEPLOYMENT_CONFIG_NAME)):
         raise UsageError(f"{path}: no {DEFINITION_NAMES[0]} in this directory")
-    name = _display(root) if image is None else f"{_display(root)} (with {image.name})"
-    inputs = KernelInputs(target=name, labels={}, default_location=Location(file=_display(root)))
+    name = display_path(root) if image is None else f"{display_path(root)} (with {image.name})"
+    inputs = KernelInputs(target=name, labels={}, default_location=Location(file=display_path(root)))
     return ModelTarget("model-dir", inputs, [], folder=root, image=image)
 
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from krunner.services import model_definition as md
 
-from ..findings import Finding, Location, Severity
+from ..findings import Finding, Location, Severity, display_path
 from .catalogue import rule
 from .service_ports import LABEL as SERVICE_PORTS_LABEL
 from .service_ports import parse_service_ports
@@ -229,16 +229,6 @@ def find_definition(folder: Path) -> Path | None:
     return next((folder / n for n in md.DEFINITION_NAMES if (folder / n).is_file()), None)
 
 
-def _display(path: Path) -> str:
-    import os
-
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return str(path) if rel.startswith("..") else rel
-
-
 # ------------------------------------------------------------------------------------ checks
 
 
@@ -338,7 +328,7 @@ def _structure(doc: YamlDoc) -> list[Finding]:
 
 
 def check_deployment_config(path: Path) -> list[Finding]:
-    display = _display(path)
+    display = display_path(path)
     doc, problem, error = read_yaml(path, display)
     if error is not None:
         return [BAD_DEPLOYMENT.finding(error, location=Location(file=display))]
@@ -392,7 +382,7 @@ def check_folder(folder: Path, image: ImageContext | None = None, variant: str =
     if config.is_file():
         findings += check_deployment_config(config)
     path = find_definition(folder)
-    display = _display(path) if path else _display(folder)
+    display = display_path(path) if path else display_path(folder)
     doc: YamlDoc | None = None
     raw: Mapping[str, Any] | None = None
     if path is not None:
