@@ -63,11 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=_parse_names, default=None,
                    help=f"comma-separated test images to build, or 'none' (default: all of {','.join(TEST_IMAGES)})")
     p.add_argument("--no-krunner-volume", action="store_true", help="skip the dev krunner volume")
+    sub.add_parser("agent-venv", help="the Python 3.13 venv with the stock Backend.AI agent from PyPI (tests/agent)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "agent-venv":
+        from .agent_venv import ensure_agent_venv
+
+        try:
+            print(ensure_agent_venv())
+        except (LocalEnvError, OSError) as e:
+            print(f"localenv: error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "prepare":
         try:
             prepare(args.images, krunner_volume=not args.no_krunner_volume)
