@@ -45,7 +45,6 @@ DEV_REQUIREMENTS: tuple[str, ...] = (
     "ptyprocess==0.7.0",
     "jinja2==3.1.6",
     "markupsafe==3.0.2",
-    "setproctitle==1.3.8",
 )
 # Mount points for the checkout's packages (the volume itself is mounted read-only).
 DEV_OVERLAY_DIRS: tuple[str, ...] = (f"{DEV_SITE_PACKAGES}/krunner", f"{DEV_SITE_PACKAGES}/ai")
