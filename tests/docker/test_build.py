@@ -157,7 +157,7 @@ def test_errors_only_visible_in_the_image_leave_it_untagged(client, cleanup, tmp
     kdir = tmp_path / "kernel"
     kdir.mkdir()
     (kdir / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
-    (kdir / "kernel.toml").write_text('[kernel]\nruntime-type = "shell"\nfeatures = ["uid-match"]\n')
+    (kdir / "kernel.toml").write_text('[kernel]\nruntime-type = "shell"\nrunner = "krunner"\nfeatures = ["uid-match"]\n')
     tag = _tag("verify")
     out = _cli("build", str(kdir), "-t", tag, "--format", "json", "--build-arg", f"BASE_IMAGE={base_tag}")
     result = json.loads(out.stdout)
@@ -214,7 +214,7 @@ def test_ca_bundle_is_used_during_run_and_not_left_in_the_image(client, cleanup,
     kdir = tmp_path / "kernel"
     kdir.mkdir()
     (kdir / "Dockerfile").write_text(CA_DOCKERFILE)
-    (kdir / "kernel.toml").write_text('[kernel]\nruntime-type = "shell"\nfeatures = ["uid-match"]\n')
+    (kdir / "kernel.toml").write_text('[kernel]\nruntime-type = "shell"\nrunner = "krunner"\nfeatures = ["uid-match"]\n')
     tag = _tag("ca")
     code, result, err = _build_json(str(kdir), "-t", tag, "--ca-bundle", ca, "--no-cache")  # really download
     if result.get("image_id"):

@@ -114,10 +114,14 @@ def test_minbase_shell_interrupt(minbase_shell):
 
 def test_minbase_user_processes_see_the_image(minbase_shell):
     c = minbase_shell.client()
-    r = c.query("echo uid=$(id -u) lib=[$LD_LIBRARY_PATH]; tr '\\0' ' ' < /proc/$PPID/cmdline")
+    r = c.query("echo uid=$(id -u) lib=[$LD_LIBRARY_PATH]; readlink /proc/$PPID/exe; tr '\\0' ' ' < /proc/$PPID/cmdline; "
+                "echo; grep -c python3.11-real /proc/$PPID/maps")
     assert r.stdout.startswith("uid=1000 lib=[]"), r.stdout
-    # the runner (the shell's parent) runs the bundle's interpreter through the bundle's own loader
-    assert "/opt/backend.ai/lib" in r.stdout and "ai.backend.kernel" in r.stdout
+    # the runner (the shell's parent) runs the bundle's interpreter through the bundle's own loader,
+    # under its own name (krunner/proctitle.py)
+    _, exe, cmdline, mapped = r.stdout.splitlines()[:4]
+    assert exe == "/opt/backend.ai/lib/ld-linux-x86-64.so.2" and int(mapped) > 0, r.stdout
+    assert cmdline.strip() == "bai-krunner", r.stdout
     # user processes use the image's libc, not the bundle's
     out = _run(c, "ldd /bin/ls | grep libc.so")
     assert "/opt/backend.ai" not in out and "libc.so.6" in out

@@ -21,9 +21,9 @@ def test_status_apps_and_container_contract(python_kernel):
     scenarios.status_and_apps(c)
     r = c.query("import os, pwd\nprint(os.getuid(), os.getgid(), pwd.getpwuid(os.getuid()).pw_name, os.getcwd(), os.environ['HOME'])")
     assert r.stdout == "1000 1000 work /home/work /home/work\n", r.stderr
-    # the runner itself (the REPL's parent) runs as the kernel user, not root
+    # the runner itself (the REPL's parent) runs as the kernel user, not root, under its own name
     r = c.query("print(os.stat(f'/proc/{os.getppid()}').st_uid, open(f'/proc/{os.getppid()}/cmdline').read().split('\\0')[:5])")
-    assert r.stdout.startswith("1000 ") and "ai.backend.kernel" in r.stdout, r.stdout
+    assert r.stdout.startswith("1000 ") and "bai-krunner" in r.stdout, r.stdout
 
 
 def test_every_op_gets_its_reply(python_kernel):
