@@ -54,6 +54,9 @@ class PythonRepl(QueryEngineBase):
         self._input_tasks: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._busy = False
+        # one frame at a time on the command pipe: a large `exec` frame is written in pieces while
+        # the pipe drains, and a `complete` or `input` frame written in between would corrupt both
+        self._send_lock = asyncio.Lock()
         self._reset_streams()
 
     # -- ordering of output and events --------------------------------------------------------
@@ -265,7 +268,10 @@ class PythonRepl(QueryEngineBase):
             log.warning("unknown REPL event %r", kind)
 
     async def _send(self, command: dict[str, Any]) -> None:
-        data = memoryview(pack_frame(command))
+        async with self._send_lock:
+            await self._write_frame(memoryview(pack_frame(command)))
+
+    async def _write_frame(self, data: memoryview) -> None:
         loop = asyncio.get_running_loop()
         while data:
             fd = self._cmd_fd

@@ -145,3 +145,19 @@ def test_services_lifecycle():
     ports = dict(zip(("web", "slow", "scripted"), __import__("tests.kernels", fromlist=["free_ports"]).free_ports(3)))
     with HostKernel("python", sys.executable, service_defs=scenarios.write_service_defs) as k:
         scenarios.services_lifecycle(k.client(), ports, lambda p: p)
+
+
+@pytest.mark.parametrize("size", [100_000, 1_000_000, 10_000_000])
+def test_complete_during_a_large_query_does_not_wedge(python_kernel, size):
+    """A `complete` sent while a large `code` frame is still being written to the REPL used to be
+    written into the middle of it and wedge the REPL for good (query, completion and interrupt)."""
+    import json
+
+    c = python_kernel.client()
+    for _ in range(3):
+        c.send("code", "x = 1\n" + "#" * size + f"\nprint('done', {size})")
+        c.send("complete", json.dumps({"code": "import o", "cursor": 8}))
+        run = c.collect(timeout=30)
+        assert (run.status, run.stdout) == ("finished", f"done {size}\n"), run.stderr
+        _, payload = c.recv({"completion"}, timeout=30)
+        assert "os" in json.loads(payload)["suggestions"]
