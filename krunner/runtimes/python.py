@@ -124,6 +124,12 @@ class PythonRepl(QueryEngineBase):
     def alive(self) -> bool:
         return self._child is not None and self._child.returncode is None
 
+    @property
+    def streams_lost(self) -> bool:
+        """The REPL closed its stdout or stderr (e.g. user code ran ``os.close(1)``): it still runs,
+        but nothing it prints would reach the agent any more."""
+        return self._child is not None and any(pump.closed for pump in self._child.pumps)
+
     async def start(self) -> None:
         await self._spawn()
 
@@ -304,7 +310,10 @@ class PythonRepl(QueryEngineBase):
     # -- query mode --------------------------------------------------------------------------
 
     async def query(self, code: str) -> int:
-        if not self.alive:
+        if self.alive and self.streams_lost:
+            self.ctx.outbox.send(Record.STDERR, b"[krunner] the Python REPL closed its standard output or error; "
+                                 b"starting a new one (variables and imports are lost)\n")
+        if not self.alive or self.streams_lost:
             await self._teardown(kill=True)
             try:
                 await self._spawn()

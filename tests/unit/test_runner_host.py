@@ -161,3 +161,13 @@ def test_complete_during_a_large_query_does_not_wedge(python_kernel, size):
         assert (run.status, run.stdout) == ("finished", f"done {size}\n"), run.stderr
         _, payload = c.recv({"completion"}, timeout=30)
         assert "os" in json.loads(payload)["suggestions"]
+
+
+def test_repl_that_closed_its_output_is_replaced(python_kernel):
+    """User code closing fds 1 and 2: the next query gets a new REPL, says so, and prints again."""
+    c = python_kernel.client()
+    assert c.query("import os\nos.close(1)\nos.close(2)", timeout=30).status == "finished"
+    time.sleep(0.2)
+    r = c.query("print('alive')", timeout=60)
+    assert r.stdout == "alive\n" and "closed its standard output or error" in r.stderr
+    assert c.query("print('still')", timeout=30).stdout == "still\n"
