@@ -27,6 +27,44 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 Sink = Callable[[bytes], None]
 
+#: the process groups (= sessions) of every process the runner started: jobs, the REPL, services,
+#: prestart commands, the PTY shell. A background child (``cmd &``) stays in its parent's group
+#: after the parent has exited, so signalling the groups reaches it at shutdown.
+STARTED_GROUPS: set[int] = set()
+
+
+def started_group(pgid: int) -> None:
+    """Record a process group the runner created (see :func:`terminate_started`)."""
+    STARTED_GROUPS.add(pgid)
+
+
+def _signal_groups(groups: set[int], sig: int) -> set[int]:
+    """Signal each group; return the ones that still had members."""
+    alive = set()
+    for pgid in groups:
+        try:
+            os.killpg(pgid, sig)
+            alive.add(pgid)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return alive
+
+
+async def terminate_started(grace: float = 1.0) -> int:
+    """SIGTERM every process group the runner started, SIGKILL what is left after *grace* seconds.
+
+    Returns how many groups had to be killed. A process that left its group with ``setsid`` is
+    out of reach (docs/protocol.md, "Shutdown").
+    """
+    alive = _signal_groups(STARTED_GROUPS, signal.SIGTERM)
+    deadline = asyncio.get_running_loop().time() + grace
+    while alive and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+        alive = _signal_groups(alive, 0)
+    killed = _signal_groups(alive, signal.SIGKILL)
+    STARTED_GROUPS.clear()
+    return len(killed)
+
 
 def _enlarge_pipe(fd: int) -> None:
     with contextlib.suppress(OSError):
@@ -106,6 +144,7 @@ class ChildProcess:
     def __init__(self, popen: subprocess.Popen[bytes], pumps: Sequence[PipePump]) -> None:
         self.popen = popen
         self.pid = popen.pid
+        started_group(popen.pid)  # start_new_session: the child leads its own group
         self.pumps = list(pumps)
         self._loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[int] = self._loop.create_future()

@@ -18,6 +18,7 @@ import zmq.asyncio
 
 from .container import ContainerPaths, build_child_env, task_log_path
 from .jobs import JobRunner
+from .proc import terminate_started
 from .protocol import EXIT_NOTHING_TO_RUN, PTY_IN_PORT, PTY_OUT_PORT, Op, Record
 from .runtimes.base import QueryEngineBase, RuntimeContext, resolve_runtime_path
 from .runtimes.languages import Language, QueryEngine
@@ -29,6 +30,9 @@ from .tasklog import TaskLog
 from .terminal import Terminal
 from .transport import Outbox
 from .user_input import InputBroker, InputSocketServer
+
+#: SIGTERM → SIGKILL grace for leftover processes at shutdown (the runner exits within 2 s)
+SHUTDOWN_GRACE_SECONDS = 1.0
 
 log = logging.getLogger("krunner.runner")
 
@@ -155,6 +159,10 @@ class Runner:
         for result in results:
             if isinstance(result, BaseException):
                 log.error("shutdown step failed: %s", result)
+        # what the steps above did not stop: e.g. a background child a batch job left behind
+        killed = await terminate_started(grace=SHUTDOWN_GRACE_SECONDS)
+        if killed:
+            log.info("shutdown: %d process group(s) ignored SIGTERM and were killed", killed)
         await asyncio.to_thread(self.tasklog.close)
 
     # -- serial ops --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import zmq
 import zmq.asyncio
 from ptyprocess import PtyProcess
 
+from .proc import started_group
 from .protocol import PTY_IN_PORT, PTY_OUT_PORT, Record
 from .transport import Outbox
 
@@ -84,6 +85,7 @@ class Terminal:
 
     def _spawn(self) -> None:
         self.proc = PtyProcess.spawn(self.argv, cwd=self.cwd, env=self.env, dimensions=self.size)
+        started_group(self.proc.pid)  # ptyprocess makes the shell a session leader
         self._fd = self.proc.fd
         os.set_blocking(self._fd, False)
         self._spawned_at = time.monotonic()

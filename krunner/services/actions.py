@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..proc import started_group
 from . import template
 from .model import LogArgs, MkdirArgs, RunCommandArgs, WriteFileArgs, WriteTempfileArgs
 
@@ -70,6 +71,7 @@ async def run_command(args: RunCommandArgs, ctx: ActionContext) -> dict[str, str
         )
     except FileNotFoundError:
         raise ActionFailed(f"run_command: {argv[0]}: command not found") from None
+    started_group(proc.pid)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), args.timeout)
     except asyncio.TimeoutError:

@@ -124,6 +124,27 @@ def test_sigterm_stops_children():
         assert wait_until(lambda: not sleeper_alive(), timeout=3)
 
 
+def test_sigterm_reaches_background_children_of_finished_jobs():
+    """A batch job that left a background child (and one that ignores SIGTERM): both are gone within
+    the runner's 2 s shutdown, the runner exits 0."""
+    polite, stubborn = "4243.5", "4244.5"
+    with HostKernel("shell") as k:
+        c = k.client()
+        c.send("exec", f"sleep {polite} & sh -c 'trap \"\" TERM; sleep {stubborn}' & echo started")
+        assert c.collect(timeout=30).stdout == "started\n"  # the job is over; its children live on
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        k.proc.send_signal(signal.SIGTERM)
+        assert k.proc.wait(10) == 0
+        assert time.monotonic() - t0 < 2.5
+
+        def alive(marker: str) -> bool:
+            out = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+            return bool(out.stdout.strip())
+
+        assert wait_until(lambda: not alive(polite) and not alive(stubborn), timeout=3)
+
+
 @pytest.mark.parametrize("module", ["krunner", "ai.backend.kernel"])
 def test_unknown_runtime_type_is_a_clear_error(module):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
