@@ -19,11 +19,9 @@ Upstream's python runtime answers queries through a Jupyter kernel: it takes the
 kernelspec whose name contains "python" from the runner's Jupyter path (``JUPYTER_PATH``,
 ``~/.local/share/jupyter``, ``/opt/backend.ai/share/jupyter``, ``/usr/local/share/jupyter``,
 ``/usr/share/jupyter``) and, as jupyter_client does, replaces an ``argv[0]`` of ``python``
-with the runner's own interpreter, which has no ipykernel. The reference images carry no
-such kernelspec (the one pip puts under ``/opt/py/share/jupyter`` says ``python``), so by
-default both runners are measured on a derived image, ``bai-bench/<name>-kspec``, that
-only adds ``<runtime-path> -m ipykernel install --prefix /usr/local`` (an absolute argv, as
-Backend.AI's own images have). ``--no-kspec`` measures the image as it is.
+with the runner's own interpreter, which has no ipykernel. ``images/python`` therefore installs
+a kernelspec with an absolute argv in ``/usr/local/share/jupyter`` (as Backend.AI's own images
+do); an image without one cannot be measured with upstream's runner.
 
 The step semantics (what is timed, and how) are in the driver's docstring. Run on demand;
 nothing here is a pass/fail test.
@@ -67,32 +65,6 @@ def say(message: str) -> None:
 
 
 # --------------------------------------------------------------------------- preparation
-
-
-def derive_kspec_image(base: str) -> str:
-    """``bai-bench/<name>-kspec:latest``: *base* plus an ipykernel kernelspec with an
-    absolute argv in /usr/local/share/jupyter (built from the local image, never pulled)."""
-    inspected = json.loads(
-        subprocess.run(["docker", "image", "inspect", base], check=True, capture_output=True,
-                       text=True, timeout=60).stdout
-    )[0]
-    labels = (inspected.get("Config") or {}).get("Labels") or {}
-    runtime = labels.get("ai.backend.runtime-path")
-    if not runtime:
-        raise SystemExit(f"{base} has no ai.backend.runtime-path label; cannot add a kernelspec")
-    name = base.rsplit("/", 1)[-1].split(":", 1)[0]
-    tag = f"bai-bench/{name}-kspec:latest"
-    dockerfile = (
-        f"FROM {base}\n"
-        f"RUN {runtime} -m ipykernel install --prefix /usr/local --name python3\n"
-        f'LABEL ai.backend.imagekit.bench-derived-from="{base}"\n'
-    )
-    proc = subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile,
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise SystemExit(f"cannot add a kernelspec to {base} (is ipykernel installed for {runtime}?):\n"
-                         f"{proc.stderr[-2000:]}")
-    return tag
 
 
 def build_wheel(dist_dir: Path) -> Path:
@@ -261,8 +233,6 @@ def table(ours: JSON, upstream: JSON, args: argparse.Namespace) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", default="bai-ref/python:latest")
-    parser.add_argument("--no-kspec", dest="kspec", action="store_false",
-                        help="measure --image as it is (upstream's query mode needs a kernelspec)")
     parser.add_argument("--rounds", type=int, default=200, help="timed trivial queries")
     parser.add_argument("--warmup", type=int, default=20, help="untimed trivial queries first")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each output benchmark")
@@ -279,7 +249,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     python = ensure_agent_venv()
-    image = derive_kspec_image(args.image) if args.kspec else args.image
+    image = args.image
     wheel = args.wheel or build_wheel(args.dist_dir)
     ours_runner = Runner("ours", wheel)
     results: dict[str, JSON] = {}
