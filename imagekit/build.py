@@ -28,15 +28,16 @@ from pathlib import Path
 
 import jinja2
 
+from krunner.contract import JAIL_POLICY_PATH as POLICY_PATH
+from krunner.contract import SERVICE_DEFS_DIR, SERVICE_PORTS_LABEL
+
 from .console import progress
 from .errors import EnvironmentProblem, UsageError
 from .findings import Finding, Location, Severity
 from .kernel_inputs import KernelInputs, ServiceDefSource
-from .runner_target import RunnerTarget
 from .kernelspec import LIBRARY_PORTS, SPEC_FILENAME, LoadedSpec, library_dir, library_names, load_spec
+from .runner_target import RunnerTarget
 
-SERVICE_DEFS_DIR = "/etc/backend.ai/service-defs/"
-POLICY_PATH = "/etc/backend.ai/jail/policy.yml"
 CA_SECRET_ID = "bai-ca"
 CA_TARGET = "/run/secrets/bai-ca.pem"
 CA_MOUNT = f"--mount=type=secret,id={CA_SECRET_ID},target={CA_TARGET},mode=0444"
@@ -213,7 +214,7 @@ def make_plan(options: BuildOptions) -> BuildPlan:
     entries = _service_entries(options)
     merge = False
     if entries:
-        key = "ai.backend.service-ports"
+        key = SERVICE_PORTS_LABEL
         if key in labels:
             labels[key] = merge_service_ports(labels[key], entries)
         else:
@@ -246,7 +247,7 @@ def render_kernel_layer(labels: dict[str, str], service_defs: list[str], policy:
     )
     return env.get_template("kernel-layer.Dockerfile.j2").render(
         service_defs=sorted(service_defs),
-        service_defs_dir=SERVICE_DEFS_DIR,
+        service_defs_dir=SERVICE_DEFS_DIR + "/",
         policy=policy,
         policy_path=POLICY_PATH,
         labels=[(k, _label_value(v)) for k, v in sorted(labels.items())],
@@ -295,9 +296,9 @@ def plan_target(plan: BuildPlan):
 
     authored = _authored(plan)
     inputs = authored.inputs
-    if plan.merge_service_ports and "ai.backend.service-ports" in inputs.labels:
-        entries = plan.labels["ai.backend.service-ports"].split(",")
-        labels = {**plan.labels, "ai.backend.service-ports": merge_service_ports(inputs.labels["ai.backend.service-ports"], entries)}
+    if plan.merge_service_ports and SERVICE_PORTS_LABEL in inputs.labels:
+        entries = plan.labels[SERVICE_PORTS_LABEL].split(",")
+        labels = {**plan.labels, SERVICE_PORTS_LABEL: merge_service_ports(inputs.labels[SERVICE_PORTS_LABEL], entries)}
     else:
         labels = plan.labels
     inputs.labels.update(labels)
@@ -566,8 +567,8 @@ def build_author_image(client, plan: BuildPlan, log: Log) -> str:
 def build_kernel_layer(client, plan: BuildPlan, base_id: str, log: Log) -> str:
     labels = dict(plan.labels)
     if plan.merge_service_ports:
-        existing = (client.images.get(base_id).labels or {}).get("ai.backend.service-ports")
-        labels["ai.backend.service-ports"] = merge_service_ports(existing, labels["ai.backend.service-ports"].split(","))
+        existing = (client.images.get(base_id).labels or {}).get(SERVICE_PORTS_LABEL)
+        labels[SERVICE_PORTS_LABEL] = merge_service_ports(existing, labels[SERVICE_PORTS_LABEL].split(","))
     with tempfile.TemporaryDirectory(prefix="bai-imagekit-layer.") as tmp:
         write_kernel_context(plan, Path(tmp), labels)
         return sdk_build(client, context=Path(tmp), dockerfile="Dockerfile", buildargs={"BAI_AUTHOR_IMAGE": base_id},

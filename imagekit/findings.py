@@ -75,11 +75,6 @@ def sorted_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=Finding.sort_key)
 
 
-def worst(findings: Iterable[Finding]) -> Severity | None:
-    ranked = [f.severity for f in findings]
-    return max(ranked, key=lambda s: s.rank) if ranked else None
-
-
 def exceeds(findings: Iterable[Finding], threshold: Severity) -> bool:
     """True if any finding is at or above *threshold* (the validate exit-code rule)."""
     return any(f.severity.at_least(threshold) for f in findings)

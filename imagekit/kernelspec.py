@@ -39,6 +39,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, model_validator
 
+from krunner.contract import (
+    ACCELERATORS_LABEL,
+    CORECOUNT_LABEL,
+    ENDPOINT_PORTS_LABEL,
+    FEATURES_LABEL,
+    KERNELSPEC_LABEL,
+    MODEL_FORMAT_LABEL,
+    MODEL_PATH_LABEL,
+    ROLE_LABEL,
+    SERVICE_PORTS_LABEL,
+    SHMEM_LABEL,
+)
+
 from .errors import UsageError
 from .findings import Location
 from .runner_target import RUNNER_LABEL
@@ -97,7 +110,7 @@ class KernelSection(_Section):
     base_distro: StrictStr | None = Field(
         None, alias="base-distro", description="ai.backend.base-distro, e.g. ubuntu22.04", examples=["ubuntu22.04"]
     )
-    role: Literal["COMPUTE", "INFERENCE", "SYSTEM"] | None = Field(None, description="ai.backend.role")
+    role: Literal["COMPUTE", "INFERENCE", "SYSTEM"] | None = Field(None, description=ROLE_LABEL)
     accelerators: list[StrictStr] | None = Field(None, description="ai.backend.accelerators, e.g. [\"cuda\"]")
     runner: Literal["stock", "krunner"] | None = Field(
         None,
@@ -345,7 +358,7 @@ class _Builder:
         self.locations[label] = self.loc(*path)
 
     def kernel(self, k: KernelSection) -> None:
-        self.set("ai.backend.kernelspec", str(k.kernelspec), "kernel", "kernelspec")
+        self.set(KERNELSPEC_LABEL, str(k.kernelspec), "kernel", "kernelspec")
         simple = {
             "runtime-type": k.runtime_type,
             "runtime-path": k.runtime_path,
@@ -356,20 +369,20 @@ class _Builder:
             if value is not None:
                 self.set(f"ai.backend.{key}", value, "kernel", key)
         if k.features is not None:
-            self.set("ai.backend.features", " ".join(k.features), "kernel", "features")
+            self.set(FEATURES_LABEL, " ".join(k.features), "kernel", "features")
         if k.runner is not None:
             self.set(RUNNER_LABEL, k.runner, "kernel", "runner")
         if k.accelerators is not None:
-            self.set("ai.backend.accelerators", ",".join(k.accelerators), "kernel", "accelerators")
+            self.set(ACCELERATORS_LABEL, ",".join(k.accelerators), "kernel", "accelerators")
         if k.corecount_envs is not None:
-            self.set("ai.backend.envs.corecount", ",".join(k.corecount_envs), "kernel", "corecount-envs")
+            self.set(CORECOUNT_LABEL, ",".join(k.corecount_envs), "kernel", "corecount-envs")
 
     def resources(self, r: ResourcesSection) -> None:
         for kind, values in (("min", r.min), ("max", r.max)):
             for label, value in _flatten(f"ai.backend.resource.{kind}.", values):
                 self.set(label, value, "resources", kind, *label.split(".")[4:])
         if r.preferred is not None and r.preferred.shmem is not None:
-            self.set("ai.backend.resource.preferred.shmem", str(r.preferred.shmem), "resources", "preferred", "shmem")
+            self.set(SHMEM_LABEL, str(r.preferred.shmem), "resources", "preferred", "shmem")
 
     def inference(self, spec: KernelSpec) -> None:
         inf = spec.inference
@@ -378,10 +391,10 @@ class _Builder:
         if spec.kernel.role not in (None, "INFERENCE"):
             self.problems.append((self.loc("kernel", "role"), "[inference] needs role INFERENCE (or no role)"))
         elif spec.kernel.role is None:
-            self.set("ai.backend.role", "INFERENCE", "inference")
-        self.set("ai.backend.endpoint-ports", ",".join(inf.endpoint_ports), "inference", "endpoint-ports")
-        self.set("ai.backend.model-path", inf.model_path, "inference", "model-path")
-        self.set("ai.backend.model-format", inf.model_format, "inference", "model-format")
+            self.set(ROLE_LABEL, "INFERENCE", "inference")
+        self.set(ENDPOINT_PORTS_LABEL, ",".join(inf.endpoint_ports), "inference", "endpoint-ports")
+        self.set(MODEL_PATH_LABEL, inf.model_path, "inference", "model-path")
+        self.set(MODEL_FORMAT_LABEL, inf.model_format, "inference", "model-format")
 
     def service(self, name: str, entry: ServiceEntry) -> ServiceSelection | None:
         loc = self.loc("services", name)
@@ -458,7 +471,7 @@ def parse_spec(text: str, path: Path, display: str | None = None) -> LoadedSpec:
     b.inference(spec)
     services = [s for name, entry in spec.services.items() if (s := b.service(name, entry)) is not None]
     if spec.services:
-        b.set("ai.backend.service-ports", ",".join(s.port_entry for s in services), "services")
+        b.set(SERVICE_PORTS_LABEL, ",".join(s.port_entry for s in services), "services")
     for key, value in spec.labels.items():
         b.set(key, _scalar(value), "labels", key)
     policy = b.policy(spec.policy)

@@ -24,8 +24,9 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 from pydantic_core import PydanticCustomError
 
-POLICY_PATH = "/etc/backend.ai/jail/policy.yml"
-LEGACY_POLICY_PATH = "/home/backend.ai/policy.yml"  # pre-2019 images; the jail was the image's own CMD
+from krunner.contract import JAIL_POLICY_PATH
+
+POLICY_PATH = JAIL_POLICY_PATH
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "jail-policy.schema.json"
 
 PATH_OPS = ("OpOpen", "OpAccess", "OpExec", "OpStat", "OpChmod")

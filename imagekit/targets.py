@@ -39,14 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from krunner.contract import JAIL_DIR, SERVICE_DEFS_DIR
+from krunner.contract import JAIL_POLICY_PATH as POLICY_PATH
+
 from .dockerfile import Dockerfile, Problem, files_placed_in, parse_file
 from .errors import EnvironmentProblem, UsageError
 from .findings import Finding, Location, display_path, sorted_findings
 from .kernel_inputs import ImageFS, KernelInputs, ServiceDefSource
 
-SERVICE_DEFS_DIR = "/etc/backend.ai/service-defs"
-JAIL_DIR = "/etc/backend.ai/jail"
-POLICY_PATH = f"{JAIL_DIR}/policy.yml"
 KINDS = ("image", "dockerfile", "kernel-dir", "labels-json", "model-dir")
 DOCKERFILE_NAMES = ("Dockerfile", "Containerfile")
 SPEC_NAME = "kernel.toml"
@@ -192,11 +192,6 @@ def load_dockerfile(path: Path | str, display: str | None = None) -> LoadedTarge
         suppression_file=display,
     )
     return LoadedTarget("dockerfile", inputs, findings_for(view.doc, view.problems))
-
-
-def inputs_from_dockerfile(path: Path | str) -> KernelInputs:
-    """The inputs of a Dockerfile alone (front-end findings dropped; see :func:`load_dockerfile`)."""
-    return load_dockerfile(path).inputs
 
 
 # ------------------------------------------------------------------------------------ kernel dir

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .protocol import INTRINSIC_PORT_KEYS
+from .contract import INTRINSIC_PORT_KEYS, SERVICE_DEFS_DIR
 
 log = logging.getLogger("krunner.container")
 
@@ -32,7 +32,7 @@ class ContainerPaths:
     work_dir: Path = field(default_factory=lambda: _env_path("KRUNNER_WORK_DIR", "/home/work"))
     config_dir: Path = field(default_factory=lambda: _env_path("KRUNNER_CONFIG_DIR", "/home/config"))
     service_defs_dir: Path = field(
-        default_factory=lambda: _env_path("KRUNNER_SERVICE_DEFS_DIR", "/etc/backend.ai/service-defs")
+        default_factory=lambda: _env_path("KRUNNER_SERVICE_DEFS_DIR", SERVICE_DEFS_DIR)
     )
     input_socket: Path = field(default_factory=lambda: _env_path("BACKENDAI_INPUT_SOCKET", "/tmp/bai-user-input.sock"))
 

@@ -1,7 +1,8 @@
 """The agent <-> runner wire protocol, defined once.
 
 Both ends import this module: the runner (``krunner``) and the agent-side test
-harness (``imagekit.harness``).  Every message on the REPL channels (ports
+harness (``imagekit.harness``); message payloads are built and parsed only here. Ports,
+paths and label keys are in :mod:`krunner.contract`.  Every message on the REPL channels (ports
 2000/2001) is a ZeroMQ multipart message of exactly two frames: an ASCII op or
 record token and a payload whose encoding depends on the token.
 """
@@ -14,26 +15,6 @@ from typing import Any
 
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-# --------------------------------------------------------------------------- ports
-
-REPL_IN_PORT = 2000  # runner binds PULL; agent PUSHes ops here
-REPL_OUT_PORT = 2001  # runner binds PUSH; agent PULLs records here
-PTY_IN_PORT = 2002  # runner binds SUB; keystrokes into the PTY
-PTY_OUT_PORT = 2003  # runner binds PUB; PTY screen output
-SSHD_PORT = 2200
-TTYD_PORT = 7681
-RESERVED_PORTS = frozenset({REPL_IN_PORT, REPL_OUT_PORT, PTY_IN_PORT, PTY_OUT_PORT, SSHD_PORT, TTYD_PORT})
-
-#: keys of /home/config/intrinsic-ports.json; ptyin/ptyout are our extension (the agent never writes them)
-INTRINSIC_PORT_KEYS = {
-    "replin": REPL_IN_PORT,
-    "replout": REPL_OUT_PORT,
-    "sshd": SSHD_PORT,
-    "ttyd": TTYD_PORT,
-    "ptyin": PTY_IN_PORT,
-    "ptyout": PTY_OUT_PORT,
-}
 
 
 class Op(str, enum.Enum):
@@ -82,7 +63,12 @@ TERMINAL_RECORD: dict[Op, Record] = {
     Op.CODE: Record.FINISHED,
 }
 SERIAL_OPS = frozenset(TERMINAL_RECORD)
-BATCH_OPS = frozenset({Op.CLEAN, Op.BUILD, Op.EXEC})
+#: console output records: carried verbatim (bytes), never JSON
+STREAM_RECORDS = frozenset({Record.STDOUT, Record.STDERR})
+#: what a client shows on the console of a run (the agent's ``outgoing_msg_types``)
+CONSOLE_RECORDS = frozenset({Record.STDOUT, Record.STDERR, Record.MEDIA, Record.HTML, Record.LOG})
+#: records that end one call of a run: its terminal records, or a prompt for input
+RUN_END_RECORDS = frozenset({*TERMINAL_RECORD.values(), Record.WAITING_INPUT})
 
 # ---------------------------------------------------------------- exit codes
 
@@ -195,6 +181,24 @@ def exit_payload(exit_code: int | None, steps: dict[str, int | None] | None = No
     if steps:
         body["steps"] = steps
     return encode_json(body)
+
+
+def parse_exit(payload: bytes) -> ExitPayload:
+    """A terminal record's payload (``finished``, ``build-finished``, ``clean-finished``)."""
+    return ExitPayload.model_validate_json(payload)
+
+
+def waiting_input_payload(is_password: bool) -> bytes:
+    return encode_json(WaitingInputPayload(is_password=is_password))
+
+
+def media_payload(media_type: str, data: Any) -> bytes:
+    """A ``media`` record: always JSON (upstream's raw HTML broke the agent, RE-1)."""
+    return encode_json(MediaPayload(type=media_type, data=data))
+
+
+def parse_media(payload: bytes) -> MediaPayload:
+    return MediaPayload.model_validate_json(payload)
 
 
 def encode_status(started_at: float) -> bytes:

@@ -17,9 +17,10 @@ from pathlib import Path
 import zmq.asyncio
 
 from .container import ContainerPaths, build_child_env, task_log_path
+from .contract import PTY_IN_PORT, PTY_OUT_PORT
 from .jobs import JobRunner
 from .proc import terminate_started
-from .protocol import EXIT_NOTHING_TO_RUN, PTY_IN_PORT, PTY_OUT_PORT, Op, Record
+from .protocol import EXIT_NOTHING_TO_RUN, Op, Record
 from .runtimes.base import QueryEngineBase, RuntimeContext, resolve_runtime_path
 from .runtimes.languages import Language, QueryEngine
 from .runtimes.python import BATCH_SITE_DIR, PythonRepl

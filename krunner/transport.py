@@ -18,12 +18,13 @@ from typing import Union
 import zmq
 import zmq.asyncio
 
-from .protocol import Record, decode_frames, FrameError
+from .protocol import STREAM_RECORDS, FrameError, Record, decode_frames
 
 log = logging.getLogger("krunner.transport")
 
 Token = Union[Record, str]
-STREAM_RECORDS = frozenset({Record.STDOUT.value, Record.STDERR.value})
+#: the stream tokens as they go on the wire (flow-controlled and size-accounted, see Outbox)
+STREAM_TOKENS = frozenset(r.value.encode("ascii") for r in STREAM_RECORDS)
 DEFAULT_STREAM_LIMIT = 256 * 1024 * 1024
 
 
@@ -47,7 +48,7 @@ class Outbox:
 
     def send(self, token: Token, payload: bytes = b"") -> None:
         tok = _token_bytes(token)
-        if tok in (b"stdout", b"stderr"):
+        if tok in STREAM_TOKENS:
             if not payload:
                 return
             if self._stream_bytes + len(payload) > self._stream_limit:
@@ -75,7 +76,7 @@ class Outbox:
                 await self._wakeup.wait()
                 continue
             token, payload = queue.popleft()
-            if token in (b"stdout", b"stderr"):
+            if token in STREAM_TOKENS:
                 self._stream_bytes -= len(payload)
             try:
                 await self._socket.send_multipart((token, payload), copy=len(payload) < 65536)
@@ -85,7 +86,7 @@ class Outbox:
             if self._dropped_bytes and self._stream_bytes == 0:
                 notice = f"[krunner] {self._dropped_bytes} bytes of output were dropped: the agent did not keep up\n"
                 self._dropped_bytes = 0
-                queue.append((b"stderr", notice.encode()))
+                queue.append((Record.STDERR.value.encode("ascii"), notice.encode()))
 
 
 class ReplChannel:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .protocol import Record, encode_json
+from .protocol import Record, waiting_input_payload
 from .transport import Outbox
 
 log = logging.getLogger("krunner.input")
@@ -48,7 +48,7 @@ class InputBroker:
                 self.before_prompt()
             fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             self._pending = fut
-            self._outbox.send(Record.WAITING_INPUT, encode_json({"is_password": password}))
+            self._outbox.send(Record.WAITING_INPUT, waiting_input_payload(password))
             try:
                 return await fut
             except asyncio.CancelledError:

@@ -12,17 +12,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from krunner.contract import KERNEL_TOOLS_DIR, KRUNNER_PREFIX
+
 #: bump when the bundle layout changes incompatibly (part of the volume name)
 BUNDLE_FORMAT = 1
 VARIANT = "static-gnu"
 ARCH = "x86_64"
-PREFIX = "/opt/backend.ai"
+PREFIX = KRUNNER_PREFIX
 PYTHON_VERSION = "3.11"
 #: the ``X.Y`` a stock agent is told (krunner-python.<variant>.txt); it bind-mounts its own runner
 #: under lib/pythonX.Y/site-packages, which therefore must not be our interpreter's version
 AGENT_PYTHON_VERSION = "3.13"
 SITE_PACKAGES = f"{PREFIX}/lib/python{PYTHON_VERSION}/site-packages"
-KERNEL_DIR_TARGET = "/opt/kernel"
+KERNEL_DIR_TARGET = KERNEL_TOOLS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,6 +7,8 @@ import os
 import docker
 from docker.errors import DockerException, NotFound
 
+from krunner.contract import KERNEL_ID_LABEL
+
 from ..errors import EnvironmentProblem, UsageError
 from ..harness.container import SCRATCH_ROOT, KernelContainer
 from ..harness.krunner_mount import KrunnerMount
@@ -47,7 +49,7 @@ def find_kernel(client: docker.DockerClient, ref: str) -> KernelContainer:
         container = client.containers.get(ref)
     except NotFound:
         raise UsageError(f"no container {ref!r} (see `docker ps --filter label=ai.backend.imagekit.harness`)") from None
-    kernel_id = (container.labels or {}).get("ai.backend.kernel-id")
+    kernel_id = (container.labels or {}).get(KERNEL_ID_LABEL)
     if not kernel_id or (container.labels or {}).get("ai.backend.imagekit.harness") != "1":
         raise UsageError(f"container {ref!r} was not started by bai-imagekit")
     return KernelContainer(container=container, kernel_id=kernel_id, scratch_dir=SCRATCH_ROOT / kernel_id)

@@ -11,6 +11,8 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
+from krunner.contract import CORECOUNT_LABEL, RESOURCE_MIN_PREFIX, SERVICE_PORTS_LABEL
+
 DEFAULT_CPUS = 1.0
 DEFAULT_MEM = 1 << 30  # 1 GiB when the image asks for nothing
 
@@ -36,9 +38,9 @@ def resources_from_labels(labels: dict[str, str], cpus: float | None = None, mem
     raised to at least one CPU and 1 GiB; *cpus*/*mem* override."""
     from ..rules.labels import parse_binary_size
 
-    want_cpus = cpus if cpus is not None else max(DEFAULT_CPUS, _number(labels.get("ai.backend.resource.min.cpu"), 0))
+    want_cpus = cpus if cpus is not None else max(DEFAULT_CPUS, _number(labels.get(RESOURCE_MIN_PREFIX + ".cpu"), 0))
     want_cpus = min(want_cpus, float(os.cpu_count() or 1))
-    raw_mem = mem if mem is not None else labels.get("ai.backend.resource.min.mem")
+    raw_mem = mem if mem is not None else labels.get(RESOURCE_MIN_PREFIX + ".mem")
     mem_bytes = DEFAULT_MEM
     if raw_mem:
         try:
@@ -71,9 +73,9 @@ def agent_settings(image: str, labels: dict[str, str], resources: Resources) -> 
         "BACKENDAI_CLUSTER_HOST": "main1",
         "BACKENDAI_CLUSTER_HOSTS": "main1",
         "BACKENDAI_CLUSTER_REPLICAS": "main:1",
-        "BACKENDAI_SERVICE_PORTS": labels.get("ai.backend.service-ports", ""),
+        "BACKENDAI_SERVICE_PORTS": labels.get(SERVICE_PORTS_LABEL, ""),
     }
-    for name in labels.get("ai.backend.envs.corecount", "").split(","):
+    for name in labels.get(CORECOUNT_LABEL, "").split(","):
         if name.strip():
             env[name.strip()] = str(cores)
     resource_txt = "".join(

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import zmq
 
+from krunner import protocol
 from krunner.protocol import (
     AppsResult,
     CompletionPayload,
@@ -29,8 +30,8 @@ from krunner.protocol import (
     encode_json,
 )
 
-CONSOLE_RECORDS = frozenset({"stdout", "stderr", "media", "html", "log"})
-RUN_END_RECORDS = frozenset({"finished", "build-finished", "clean-finished", "waiting-input"})
+CONSOLE_RECORDS = frozenset(r.value for r in protocol.CONSOLE_RECORDS)
+RUN_END_RECORDS = frozenset(r.value for r in protocol.RUN_END_RECORDS)
 
 
 class ChannelTimeout(TimeoutError):
@@ -47,9 +48,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> int | None:
-        if self.status == "waiting-input":
+        if self.status == Record.WAITING_INPUT.value:
             return None
-        return json.loads(self.payload)["exitCode"]
+        return protocol.parse_exit(self.payload).exit_code
 
     @property
     def options(self) -> dict[str, Any]:
@@ -60,7 +61,7 @@ class RunResult:
 
     @property
     def stdout_bytes(self) -> bytes:
-        return self._joined("stdout")
+        return self._joined(Record.STDOUT.value)
 
     @property
     def stdout(self) -> str:
@@ -68,11 +69,11 @@ class RunResult:
 
     @property
     def stderr(self) -> str:
-        return self._joined("stderr").decode("utf-8", errors="replace")
+        return self._joined(Record.STDERR.value).decode("utf-8", errors="replace")
 
     @property
     def media(self) -> list[dict[str, Any]]:
-        return [json.loads(p) for t, p in self.records if t == "media"]
+        return [protocol.parse_media(p).model_dump() for t, p in self.records if t == Record.MEDIA.value]
 
     @property
     def types(self) -> list[str]:
@@ -186,11 +187,11 @@ class AgentClient:
         result = BatchResult()
         markers = {Record.CLEAN_FINISHED.value: "clean", Record.BUILD_FINISHED.value: "build"}
         while True:
-            kind, payload = self.recv(CONSOLE_RECORDS | {"finished", *markers}, timeout)
+            kind, payload = self.recv(CONSOLE_RECORDS | {Record.FINISHED.value, *markers}, timeout)
             if kind in markers:
-                result.steps[markers[kind]] = json.loads(payload).get("exitCode")
+                result.steps[markers[kind]] = protocol.parse_exit(payload).exit_code
                 result.markers.append(kind)
-            elif kind == "finished":
+            elif kind == Record.FINISHED.value:
                 result.status, result.payload = kind, payload
                 result.steps.update(ExitPayload.model_validate_json(payload).steps or {})
                 result.steps["exec"] = result.exit_code

@@ -19,12 +19,20 @@ from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 from docker.types import Mount, Ulimit
 
+from krunner.contract import (
+    KERNEL_ID_LABEL,
+    KRUNNER_PREFIX,
+    PTY_IN_PORT,
+    PTY_OUT_PORT,
+    REPL_IN_PORT,
+    REPL_OUT_PORT,
+)
+
 from .krunner_mount import ENTRYPOINT_TARGET, KrunnerMount
 
 SCRATCH_ROOT = Path(os.environ.get("BAI_SCRATCH_ROOT", "/tmp/bai-scratch"))
-REPL_IN_PORT, REPL_OUT_PORT, PTY_IN_PORT, PTY_OUT_PORT = 2000, 2001, 2002, 2003
 KERNEL_PORTS: tuple[int, ...] = (REPL_IN_PORT, REPL_OUT_PORT, PTY_IN_PORT, PTY_OUT_PORT)
-RUNNER_PYTHON = "/opt/backend.ai/bin/python"
+RUNNER_PYTHON = f"{KRUNNER_PREFIX}/bin/python"
 PUBLISH_HOST = "127.0.0.1"
 AGENT_NOFILE = 1048576
 
@@ -125,26 +133,6 @@ class KernelContainer:
         """Run *cmd* in the container; return (exit code, combined output)."""
         result = self.container.exec_run(cmd if isinstance(cmd, str) else list(cmd), user=user or "")
         return int(result.exit_code if result.exit_code is not None else -1), result.output.decode(errors="replace")
-
-    def wait_for_log(self, pattern: str | re.Pattern[str], timeout: float = 30.0) -> re.Match[str]:
-        """Poll the logs until *pattern* matches; fail early if the container exits."""
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.logs()
-            match = regex.search(text)
-            if match:
-                return match
-            status = self.status()
-            if status in ("exited", "dead"):
-                raise KernelContainerError(
-                    f"container {self.container.name} {status} before logging {regex.pattern!r}; logs:\n{text[-4000:]}"
-                )
-            if time.monotonic() >= deadline:
-                raise KernelContainerError(
-                    f"timed out after {timeout}s waiting for {regex.pattern!r} in {self.container.name}; logs:\n{text[-4000:]}"
-                )
-            time.sleep(0.1)
 
     # -- teardown --------------------------------------------------------------
     def stop(self, timeout: int = 5) -> None:
@@ -297,7 +285,7 @@ def start_kernel_container(
     create_kwargs = dict(
         entrypoint=[ENTRYPOINT_TARGET],
         name=name,
-        labels={"ai.backend.kernel-id": kernel_id, "ai.backend.imagekit.harness": "1"},
+        labels={KERNEL_ID_LABEL: kernel_id, "ai.backend.imagekit.harness": "1"},
         environment=full_env,
         mounts=mounts,
         ports=ports,

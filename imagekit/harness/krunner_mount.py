@@ -11,9 +11,10 @@ from pathlib import Path
 import docker
 from docker.types import Mount
 
-KRUNNER_VOLUME_TARGET = "/opt/backend.ai"
-KERNEL_DIR_TARGET = "/opt/kernel"
-ENTRYPOINT_TARGET = "/opt/kernel/entrypoint.sh"
+from krunner.contract import ENTRYPOINT_PATH as ENTRYPOINT_TARGET
+from krunner.contract import KERNEL_TOOLS_DIR as KERNEL_DIR_TARGET
+from krunner.contract import KRUNNER_PREFIX as KRUNNER_VOLUME_TARGET
+
 _bundle_mounts: dict[tuple[str, bool, str], KrunnerMount] = {}
 
 

@@ -1,7 +1,8 @@
 """The rules imagekit checks, as data (:mod:`.catalogue`) plus one module of checks per subject.
 
 ID ranges: BAI0xx labels, BAI1xx service-ports, BAI2xx service-def files,
-BAI3xx image contents, BAI4xx jail policy, BAI5xx Dockerfile/kernel-spec inputs.
+BAI3xx image contents, BAI4xx jail policy, BAI5xx Dockerfile/kernel-spec inputs,
+BAI6xx model folders (model-definition.yaml, deployment-config.yaml).
 """
 
 
@@ -16,7 +17,10 @@ def load_all() -> None:
 
 
 def run_all(inputs):  # -> list[Finding]
-    """Every check module's ``check(inputs)`` in ID order, then inline suppressions applied."""
+    """Every check module's ``check(inputs)`` in module-name order, then inline suppressions applied.
+
+    The order of the result carries no meaning: callers sort it (:func:`..findings.sorted_findings`).
+    """
     import importlib
     import pkgutil
 

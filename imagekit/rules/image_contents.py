@@ -11,19 +11,18 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from krunner.contract import BASE_DISTRO_LABEL, DISTRO_FAMILIES, RUNTIME_PATH_LABEL, SERVICE_DEFS_DIR
+
 from ..findings import Finding, Location, Severity
 from ..kernel_inputs import FileInfo, ImageFS, KernelInputs
 from ..policy import POLICY_PATH
 from .catalogue import rule
 
-RUNTIME_PATH_LABEL = "ai.backend.runtime-path"
-BASE_DISTRO_LABEL = "ai.backend.base-distro"
-SERVICE_DEFS_DIR = "/etc/backend.ai/service-defs"
 BOOTSTRAP = "/opt/container/bootstrap.sh"
 PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 GLIBC_LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1")
 MUSL_LOADERS = ("/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-aarch64.so.1")
-UPSTREAM_FAMILIES = ("ubuntu", "centos", "alpine")  # the agent ships artifacts for these only (§1.7)
+UPSTREAM_FAMILIES = DISTRO_FAMILIES  # the agent ships artifacts for these only (§1.7)
 
 _S = "image-contents"
 

@@ -15,32 +15,32 @@ import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 
+from krunner.contract import ACCELERATORS_LABEL as ACCELERATORS
+from krunner.contract import BASE_DISTRO_LABEL as BASE_DISTRO
+from krunner.contract import CORECOUNT_LABEL as CORECOUNT
+from krunner.contract import CUSTOMIZED_OWNER_LABEL as CUSTOMIZED_OWNER
+from krunner.contract import DISTRO_FAMILIES
+from krunner.contract import ENDPOINT_PORTS_LABEL as ENDPOINT_PORTS
+from krunner.contract import FEATURES_LABEL as FEATURES
+from krunner.contract import IMAGEKIT_LABEL_PREFIX as IMAGEKIT_PREFIX
+from krunner.contract import KERNELSPEC_LABEL as KERNELSPEC
+from krunner.contract import LABEL_PREFIX as P
+from krunner.contract import MODEL_FORMAT_LABEL as MODEL_FORMAT
+from krunner.contract import MODEL_PATH_LABEL as MODEL_PATH
+from krunner.contract import RESOURCE_MAX_PREFIX as RES_MAX
+from krunner.contract import RESOURCE_MIN_PREFIX as RES_MIN
+from krunner.contract import ROLE_LABEL as ROLE
+from krunner.contract import RUNTIME_PATH_LABEL as RUNTIME_PATH
+from krunner.contract import RUNTIME_TYPE_LABEL as RUNTIME_TYPE
+from krunner.contract import SERVICE_PORTS_LABEL as SERVICE_PORTS
+from krunner.contract import SHMEM_LABEL as SHMEM
 from krunner.runtimes.languages import BY_NAME, lookup
-
-from ..runner_target import STOCK_VENDOR_PREFIX, RunnerTarget, stock_runs
 
 from ..findings import Finding
 from ..kernel_inputs import KernelInputs
+from ..runner_target import STOCK_VENDOR_PREFIX, RunnerTarget, stock_runs
 from .catalogue import Rule, rule
 from .image_contents import MATCHES_DISTRO_PROBE
-
-P = "ai.backend."
-KERNELSPEC = P + "kernelspec"
-FEATURES = P + "features"
-BASE_DISTRO = P + "base-distro"
-RUNTIME_TYPE = P + "runtime-type"
-RUNTIME_PATH = P + "runtime-path"
-ROLE = P + "role"
-SERVICE_PORTS = P + "service-ports"
-ENDPOINT_PORTS = P + "endpoint-ports"
-MODEL_PATH = P + "model-path"
-MODEL_FORMAT = P + "model-format"
-CORECOUNT = P + "envs.corecount"
-ACCELERATORS = P + "accelerators"
-SHMEM = P + "resource.preferred.shmem"
-CUSTOMIZED_OWNER = P + "customized-image.owner"
-RES_MIN = P + "resource.min"
-RES_MAX = P + "resource.max"
 
 KNOWN_KEYS = (
     KERNELSPEC, FEATURES, BASE_DISTRO, RUNTIME_TYPE, RUNTIME_PATH, ROLE, SERVICE_PORTS, ENDPOINT_PORTS,
@@ -67,7 +67,6 @@ COUNT_SLOTS = (
 )
 SLOTS = BYTE_SLOTS + COUNT_SLOTS
 FEATURE_TOKENS = ("uid-match", "user-input", "batch", "query", "tty", "operation", "private")
-DISTRO_FAMILIES = ("ubuntu", "centos", "alpine")
 INTRINSIC_SLOTS = ("cpu", "mem")  # not accelerator families
 #: accelerator families of the known slots (the fifth dot-component of a resource key)
 ACCEL_FAMILIES = tuple(dict.fromkeys(s.split(".")[0] for s in COUNT_SLOTS if s not in INTRINSIC_SLOTS))
@@ -735,7 +734,6 @@ def _presence(c: _Ctx) -> None:
 
 
 #: labels imagekit itself puts on images and containers (build cache keys, harness marks)
-IMAGEKIT_PREFIX = "ai.backend.imagekit."
 
 
 def check(inputs: KernelInputs) -> list[Finding]:

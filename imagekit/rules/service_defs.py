@@ -15,12 +15,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from krunner.contract import RUNTIME_TYPE_LABEL
 from krunner.services import template
 from krunner.services.model import DefinitionError, ServiceDefinition, load_definition
 
 from ..findings import Finding, Location
-from ..runner_target import AGENT_START_SERVICE_WAIT_SECONDS, STOCK_ACTION_ARGS, STOCK_SERVICE_DEF_KEYS
 from ..kernel_inputs import KernelInputs, ServiceDefSource
+from ..runner_target import AGENT_START_SERVICE_WAIT_SECONDS, STOCK_ACTION_ARGS, STOCK_SERVICE_DEF_KEYS
 from .catalogue import rule
 from .service_ports import INTRINSIC_NAMES, LABEL, SPAWNED_PROTOCOLS, PortEntry, declared
 
@@ -267,7 +268,7 @@ def key_line(text: str, path: list[str]) -> int | None:
 
 def _label_to_files(inputs: KernelInputs, entries: list[PortEntry], defs: dict[str, ServiceDefSource]) -> list[Finding]:
     out: list[Finding] = []
-    python = inputs.labels.get("ai.backend.runtime-type", "").strip().lower() == "python"
+    python = inputs.labels.get(RUNTIME_TYPE_LABEL, "").strip().lower() == "python"
     where = inputs.location_of(LABEL)
     for name in dict.fromkeys(e.name for e in entries if e.protocol in SPAWNED_PROTOCOLS):
         if name in defs or name in INTRINSIC_NAMES:

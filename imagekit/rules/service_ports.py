@@ -14,27 +14,20 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from krunner.contract import ENDPOINT_PORTS_LABEL, INTRINSIC_SERVICES, RESERVED_PORTS, ROLE_LABEL, SERVICE_PORTS_LABEL
+
 from ..findings import Finding, Location
 from ..kernel_inputs import KernelInputs
 from .catalogue import Rule, rule
 
-LABEL = "ai.backend.service-ports"
-ENDPOINTS_LABEL = "ai.backend.endpoint-ports"
-ROLE_LABEL = "ai.backend.role"
+LABEL = SERVICE_PORTS_LABEL
+ENDPOINTS_LABEL = ENDPOINT_PORTS_LABEL
 
 PROTOCOLS = ("tcp", "http", "preopen", "vnc", "rdp")
 SPAWNED_PROTOCOLS = ("tcp", "http", "vnc", "rdp")  # protocols whose start runs a service-def
 IGNORED_PROTOCOL = "pty"
 PORT_MIN, PORT_MAX = 1025, 65534
-RESERVED_PORTS: dict[int, str] = {
-    2000: "the REPL input port",
-    2001: "the REPL output port",
-    2002: "the PTY input port",
-    2003: "the PTY output port",
-    2200: "the intrinsic sshd",
-    7681: "the intrinsic ttyd (web terminal)",
-}
-INTRINSIC_NAMES = ("sshd", "ttyd")
+INTRINSIC_NAMES = INTRINSIC_SERVICES
 
 _ENTRY = re.compile(r"([\w-]+):(\w+):(\d+|\[\d+(?:,\d+)*\])")  # \w is Unicode, like the agent's parser
 _KEBAB = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*", re.ASCII)

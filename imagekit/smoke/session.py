@@ -11,6 +11,14 @@ from typing import Any
 
 import docker
 
+from krunner.contract import (
+    FEATURES_LABEL,
+    INTRINSIC_SERVICE_PORTS,
+    RUNTIME_PATH_LABEL,
+    RUNTIME_TYPE_LABEL,
+    SERVICE_PORTS_LABEL,
+)
+
 from ..harness.agent_env import Resources, agent_settings, resources_from_labels
 from ..harness.client import AgentClient, PtyClient
 from ..harness.container import KernelContainer, start_kernel_container
@@ -18,7 +26,7 @@ from ..harness.krunner_mount import KrunnerMount
 from ..rules.service_ports import PortEntry, parse_service_ports
 from ..runner_target import RunnerTarget
 
-INTRINSIC_PORTS = {"sshd": 2200, "ttyd": 7681}
+INTRINSIC_PORTS = INTRINSIC_SERVICE_PORTS
 
 
 @dataclass(frozen=True)
@@ -30,19 +38,19 @@ class ImageFacts:
 
     @property
     def runtime_type(self) -> str:
-        return self.labels.get("ai.backend.runtime-type", "app") or "app"
+        return self.labels.get(RUNTIME_TYPE_LABEL, "app") or "app"
 
     @property
     def runtime_path(self) -> str | None:
-        return self.labels.get("ai.backend.runtime-path") or None
+        return self.labels.get(RUNTIME_PATH_LABEL) or None
 
     @property
     def features(self) -> set[str]:
-        return set(self.labels.get("ai.backend.features", "").split())
+        return set(self.labels.get(FEATURES_LABEL, "").split())
 
     @property
     def services(self) -> list[PortEntry]:
-        return parse_service_ports(self.labels.get("ai.backend.service-ports", "")).active()
+        return parse_service_ports(self.labels.get(SERVICE_PORTS_LABEL, "")).active()
 
     @property
     def container_ports(self) -> list[int]:

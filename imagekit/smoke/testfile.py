@@ -33,7 +33,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import UsageError
 
-DEFAULT_NAME = "image-test.toml"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "image-test.schema.json"
 
 

@@ -1,12 +1,12 @@
 """Query mode for Python: a persistent REPL process in the image's own interpreter.
 
-The child (``python_child/repl.py``, stdlib only) writes the user's output to
-fds 1/2 and control events to fd 3, and reads commands from fd 4 (see that
-module for the framing).  Before handling any control event the runner drains
-the output pipes, so output and events reach the agent in the order the
-program produced them.  If the child dies (OOM, ``os._exit``) the running
-cell finishes with the death's exit code and a fresh REPL is started on the
-next query.
+The child (``python_child/``, stdlib only, started as ``python_child/repl.py``)
+writes the user's output to fds 1/2 and control events to fd 3, and reads
+commands from fd 4 (see ``python_child/framing.py``).  Before handling any
+control event the runner drains the output pipes, so output and events reach
+the agent in the order the program produced them.  If the child dies (OOM,
+``os._exit``) the running cell finishes with the death's exit code and a fresh
+REPL is started on the next query.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..proc import ChildProcess
-from ..protocol import EXIT_NOTHING_TO_RUN, Record, encode_json
+from ..protocol import EXIT_NOTHING_TO_RUN, Record, media_payload
 from ..user_input import InputCancelled
 from .base import QueryEngineBase
-from .python_child.repl import FrameDecoder, pack_frame
+from .python_child.framing import FrameDecoder, pack_frame
 
 log = logging.getLogger("krunner.python")
 
@@ -251,8 +251,7 @@ class PythonRepl(QueryEngineBase):
     def _handle_event(self, event: dict[str, Any]) -> None:
         kind = event.get("ev")
         if kind == "media":
-            payload = {"type": str(event.get("type", "text/plain")), "data": event.get("data")}
-            self.ctx.outbox.send(Record.MEDIA, encode_json(payload))
+            self.ctx.outbox.send(Record.MEDIA, media_payload(str(event.get("type", "text/plain")), event.get("data")))
         elif kind == "done":
             fut = self._done.get(int(event["id"]))
             if fut is not None and not fut.done():

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..container import ContainerPaths
+from ..contract import SSHD_PORT
 from .launch import LaunchSpec
 
 log = logging.getLogger("krunner.services.sshd")
 
-SERVICE_NAME = "sshd"
-DEFAULT_PORT = 2200
+DEFAULT_PORT = SSHD_PORT
 LAUNCH_TIMEOUT = 10.0
 HELPER_TIMEOUT = 60.0  # seconds for one dropbearkey/dropbearconvert run (RSA keygen can be slow)
 RSA_BITS = 2048
@@ -42,7 +42,7 @@ DEFAULT_KERNEL_DIR = "/opt/kernel"
 DROPBEAR_TMP_ENV = "KRUNNER_DROPBEAR_DIR"
 DEFAULT_DROPBEAR_TMP = "/tmp/dropbear"
 CLUSTER_REPLICAS_ENV = "BACKENDAI_CLUSTER_REPLICAS"
-CLUSTER_SSH_PORT = 2200
+CLUSTER_SSH_PORT = SSHD_PORT  # every node of a cluster session listens on the same port
 
 
 class SshdSetupError(RuntimeError):

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..container import ContainerPaths
-from ..protocol import SSHD_PORT, TTYD_PORT, AppInfo, AppsResult, ModelServiceResult, ServiceResult, StartServiceRequest
+from ..contract import INTRINSIC_SERVICES, SSHD_PORT, TTYD_PORT
+from ..protocol import AppInfo, AppsResult, ModelServiceResult, ServiceResult, StartServiceRequest
 from . import template
 from .actions import ActionContext, ActionFailed, run_prestart
 from .launch import LaunchSpec
@@ -32,7 +33,7 @@ from .supervisor import StartFailed, Supervisor
 
 log = logging.getLogger("krunner.services")
 
-INTRINSIC = ("sshd", "ttyd")
+
 
 
 class ServiceRequestError(ValueError):
@@ -151,7 +152,7 @@ class ServiceManager:
             if result.status == "failed":
                 log.info("intrinsic service %s not started: %s", name, result.error)
 
-        await asyncio.gather(*(one(n) for n in INTRINSIC if self._intrinsic_available(n)))
+        await asyncio.gather(*(one(n) for n in INTRINSIC_SERVICES if self._intrinsic_available(n)))
 
     # -- building the command ----------------------------------------------------------------
 
@@ -173,7 +174,7 @@ class ServiceManager:
         if name in self.broken:
             raise ServiceRequestError(f"the service definition of {name} is broken: {self.broken[name]}")
         definition = self.definitions.get(name)
-        if definition is None and name in INTRINSIC:
+        if definition is None and name in INTRINSIC_SERVICES:
             return await self._intrinsic_spec(request)
         if definition is None:
             raise ServiceRequestError(f"unsupported service: {name}")

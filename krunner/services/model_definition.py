@@ -32,6 +32,8 @@ from typing import Any, Optional, Union
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from ..contract import INTRINSIC_SERVICE_PORTS, REPL_PORTS
+
 DEFAULT_SHELL = "/bin/bash"
 #: where the manager mounts the model folder unless the request says otherwise (the lowest
 #: ``model_path`` default of the revision merge)
@@ -40,8 +42,8 @@ MODEL_MOUNT_DESTINATION = "/models"
 DEFINITION_NAMES = ("model-definition.yaml", "model-definition.yml")
 DEPLOYMENT_CONFIG_NAME = "deployment-config.yaml"
 #: the runner's own ports (ReservedPortError) and the agent's intrinsic services
-RESERVED_PORTS = (2000, 2001)
-INTRINSIC_PORTS = {"sshd": 2200, "ttyd": 7681}
+RESERVED_PORTS = REPL_PORTS
+INTRINSIC_PORTS = INTRINSIC_SERVICE_PORTS
 COMMAND_KEYS = ("command", "start_command", "start-command")
 
 

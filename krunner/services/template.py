@@ -122,10 +122,6 @@ def parse(template: str) -> list[Part]:
     return parts
 
 
-def variables_used(template: str) -> set[str]:
-    return {p.name for p in parse(template) if isinstance(p, Expr)}
-
-
 def check(template: str, known: Iterable[str]) -> None:
     """Parse ``template`` and make sure it only names ``known`` variables."""
     known_set = set(known)

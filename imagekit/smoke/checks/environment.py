@@ -26,7 +26,9 @@ for pid in os.listdir("/proc"):
         status = open(f"/proc/{pid}/status").read()
     except OSError:
         continue
-    if b"ai.backend.kernel" in cmd or b"krunner" in cmd:
+    # krunner calls itself bai-krunner (as upstream's runner does); before that, and for runners that
+    # do not rename themselves, it is the python running -m ai.backend.kernel (pid 1 is the container's init)
+    if cmd[0] == b"bai-krunner" or (pid != "1" and b"-m" in cmd and b"ai.backend.kernel" in cmd):
         uid = next(int(l.split()[1]) for l in status.splitlines() if l.startswith("Uid:"))
         runner = uid if runner is None else max(runner, uid)
 st = os.stat("/home/work")

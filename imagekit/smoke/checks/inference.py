@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from krunner.contract import MODEL_PATH_LABEL, ROLE_LABEL
 from krunner.services import model_definition as md
 
 from ..model import CheckFailed, CheckSkipped
@@ -87,8 +88,8 @@ def _definition(session: SmokeSession) -> tuple[str, dict[str, Any] | None, str]
     else:
         labels = session.facts.labels
         mount = md.MODEL_MOUNT_DESTINATION
-        if labels.get("ai.backend.role") == "INFERENCE":
-            mount = labels.get("ai.backend.model-path", mount)
+        if labels.get(ROLE_LABEL) == "INFERENCE":
+            mount = labels.get(MODEL_PATH_LABEL, mount)
         found = probe(session, READ_PROBE, mount, *md.DEFINITION_NAMES)
         if found is None:
             raise CheckSkipped(f"no model folder: pass --model DIR (no model-definition.yaml under {mount} in the image)")
