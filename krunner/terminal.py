@@ -29,7 +29,8 @@ import zmq.asyncio
 from ptyprocess import PtyProcess
 
 from .proc import started_group
-from .protocol import PTY_IN_PORT, PTY_OUT_PORT, Record
+from .contract import PTY_IN_PORT, PTY_OUT_PORT
+from .protocol import Record
 from .transport import Outbox
 
 log = logging.getLogger("krunner.terminal")
