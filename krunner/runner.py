@@ -21,10 +21,9 @@ from .contract import PTY_IN_PORT, PTY_OUT_PORT
 from .jobs import JobRunner
 from .proc import terminate_started
 from .protocol import EXIT_NOTHING_TO_RUN, Op, Record
-from .runtimes.base import QueryEngineBase, RuntimeContext, resolve_runtime_path
+from .runtimes.base import RuntimeContext, resolve_runtime_path
 from .runtimes.languages import Language, QueryEngine
-from .runtimes.python import BATCH_SITE_DIR, PythonRepl
-from .runtimes.snippet import NoQuery, ShellQuery, SnippetQuery
+from .runtimes.registry import engine_class
 from .services.manager import ServiceManager
 from .services.model_service import ModelServices
 from .tasklog import TaskLog
@@ -37,12 +36,6 @@ SHUTDOWN_GRACE_SECONDS = 1.0
 
 log = logging.getLogger("krunner.runner")
 
-ENGINES: dict[QueryEngine, type[QueryEngineBase]] = {
-    QueryEngine.PYTHON_REPL: PythonRepl,
-    QueryEngine.SNIPPET: SnippetQuery,
-    QueryEngine.SHELL: ShellQuery,
-    QueryEngine.NONE: NoQuery,
-}
 BOOTSTRAP_TIMEOUT = float(os.environ.get("KRUNNER_BOOTSTRAP_TIMEOUT", "300"))
 
 
@@ -67,7 +60,8 @@ class Runner:
         self.env = build_child_env(self.paths)
         self.runtime_path = resolve_runtime_path(language, runtime_path, self.env["PATH"])
         self.jobs = JobRunner(outbox, str(self.paths.work_dir))
-        self.broker = InputBroker(outbox) if language.query_engine is not QueryEngine.NONE else None
+        engine_cls = engine_class(language)
+        self.broker = InputBroker(outbox) if engine_cls.supports_input else None
         self.ctx = RuntimeContext(
             language=language,
             runtime_path=self.runtime_path,
@@ -77,7 +71,7 @@ class Runner:
             jobs=self.jobs,
             broker=self.broker,
         )
-        self.engine = ENGINES[language.query_engine](self.ctx)
+        self.engine = engine_cls(self.ctx)
         if self.broker is not None:
             self.broker.before_prompt = self.engine.drain
         self.input_server = InputSocketServer(self.paths.input_socket, self.broker)
@@ -185,10 +179,7 @@ class Runner:
         return await self.engine.query(code)
 
     def _batch_env(self, op: Op) -> dict[str, str]:
-        env = dict(self.env)
-        if self.broker is not None:
-            existing = env.get("PYTHONPATH")
-            env["PYTHONPATH"] = f"{BATCH_SITE_DIR}:{existing}" if existing else str(BATCH_SITE_DIR)
+        env = self.engine.batch_env(self.env)
         if op is Op.EXEC:
             env["_BACKEND_BATCH_MODE"] = "1"
         return env

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..container import ContainerPaths
 from ..jobs import JobRunner
@@ -28,8 +29,23 @@ class RuntimeContext:
         return str(self.paths.work_dir)
 
 
+#: the ``sitecustomize`` that routes input()/getpass() of batch programs to the input socket
+BATCH_SITE_DIR = Path(__file__).parent / "python_child" / "batch_site"
+
+
 class QueryEngineBase:
-    """Query mode (``code`` op) for one runtime.  Subclasses override what they support."""
+    """Query mode (``code`` op) for one runtime.  Subclasses override what they support.
+
+    Capabilities the runner and ``bai-imagekit test`` ask the engine about, instead of knowing
+    runtimes by name:
+
+    * ``supports_input`` – programs of this runtime can ask for user input (the runner then
+      runs an input broker and socket);
+    * ``keeps_state`` – variables survive from one query to the next (a REPL).
+    """
+
+    supports_input: ClassVar[bool] = True
+    keeps_state: ClassVar[bool] = False
 
     def __init__(self, ctx: RuntimeContext) -> None:
         self.ctx = ctx
@@ -49,9 +65,14 @@ class QueryEngineBase:
     def drain(self) -> None:
         self.ctx.jobs.drain()
 
-    def batch_env(self) -> dict[str, str]:
-        """Extra environment for batch steps of this runtime."""
-        return {}
+    def batch_env(self, base: dict[str, str]) -> dict[str, str]:
+        """The environment of this runtime's batch steps, built on *base*: with input support, Python
+        programs among them get input()/getpass() through the input socket (``batch_site``)."""
+        env = dict(base)
+        if self.supports_input:
+            existing = env.get("PYTHONPATH")
+            env["PYTHONPATH"] = f"{BATCH_SITE_DIR}:{existing}" if existing else str(BATCH_SITE_DIR)
+        return env
 
     async def shutdown(self) -> None:
         await self.ctx.jobs.kill()

@@ -1,6 +1,8 @@
 """Every runtime-type the runner knows, as data.
 
-Adding a language is adding one :class:`Language` entry to ``LANGUAGES``.
+Adding a language is adding one :class:`Language` entry to ``LANGUAGES`` (its query engine,
+batch heuristics and smoke-test programs); the engine of each kind and what it can do
+(input, state) is in :mod:`.registry` and :mod:`.base`.
 Command templates are shell text; placeholders (already shell-quoted when
 substituted): ``{runtime}`` the runtime path (compiler or interpreter),
 ``{src}`` the snippet file of a query, ``{dir}`` its private temp directory.
@@ -15,7 +17,7 @@ for compiled languages (``build_required``) and is otherwise a no-op (exit 0).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class QueryEngine(str, enum.Enum):
@@ -31,6 +33,24 @@ class Rule:
     command: str
 
 
+#: what every smoke sample prints (``bai-imagekit test`` checks for it), computed by the language
+SMOKE_MARKER = "bai-smoke-"
+
+
+@dataclass(frozen=True)
+class SmokeSample:
+    """The programs ``bai-imagekit test`` runs in this runtime (each prints ``SMOKE_MARKER`` + 6*7)."""
+
+    query: str | None  # a query-mode snippet printing the marker (None: no query mode)
+    fail: str | None  # a query snippet that exits non-zero
+    slow: str | None  # a query snippet that sleeps ~30 s (interrupt check)
+    file: str  # batch source file name
+    program: str  # batch program printing the marker
+    rich: str | None = None  # a query snippet producing a media record
+    completion: tuple[str, str] | None = None  # (prefix, a suggestion that must be offered)
+    input_prompt: str | None = None  # a query snippet reading one line and printing "got <line>"
+
+
 @dataclass(frozen=True)
 class Language:
     name: str
@@ -42,10 +62,9 @@ class Language:
     build: tuple[Rule, ...] = ()
     exec: tuple[Rule, ...] = ()
     build_required: bool = False  # compiled languages: no build rule matching is an error
-    input_support: bool = False
     pty: bool = False
-    batch_env: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    smoke: SmokeSample | None = None  # the smoke-test programs (imagekit.smoke)
 
 
 C_LIBS = "-lm -lrt -pthread -ldl"
@@ -62,7 +81,16 @@ LANGUAGES: tuple[Language, ...] = (
             Rule("requirements.txt", "{runtime} -m pip install --user -r requirements.txt"),
         ),
         exec=(Rule("main.py", "{runtime} main.py"),),
-        input_support=True,
+        smoke=SmokeSample(
+            query=f"print('{SMOKE_MARKER}' + str(6 * 7))",
+            fail="raise SystemExit(3)",
+            slow="import time\ntime.sleep(30)",
+            file="main.py",
+            program=f"print('{SMOKE_MARKER}' + str(6 * 7))\n",
+            rich="class _BaiSmoke:\n    def _repr_html_(self): return '<b>bai</b>'\ndisplay(_BaiSmoke())",
+            completion=("import o", "os"),
+            input_prompt="line = input('bai? ')\nprint('got ' + line)",
+        ),
     ),
     Language(
         name="app",
@@ -76,6 +104,13 @@ LANGUAGES: tuple[Language, ...] = (
         exec=(Rule("main.sh", "{runtime} main.sh"),),
         pty=True,
         aliases=("bash", "sh"),
+        smoke=SmokeSample(
+            query=f"echo {SMOKE_MARKER}$((6*7))",
+            fail="exit 3",
+            slow="sleep 30",
+            file="main.sh",
+            program=f"echo {SMOKE_MARKER}$((6*7))\n",
+        ),
     ),
     Language(
         name="c",
@@ -85,6 +120,13 @@ LANGUAGES: tuple[Language, ...] = (
         build=(Rule("main.c", "{runtime} -Wall -O2 -o ./main $(find . -name '*.c' -not -path './.*') " + C_LIBS),),
         build_required=True,
         exec=RUN_MAIN,
+        smoke=SmokeSample(
+            query=f'#include <stdio.h>\nint main(void) {{ printf("{SMOKE_MARKER}%d\\n", 6 * 7); return 0; }}\n',
+            fail="int main(void) { return 3; }\n",
+            slow="#include <unistd.h>\nint main(void) { sleep(30); return 0; }\n",
+            file="main.c",
+            program=f'#include <stdio.h>\nint main(void) {{ printf("{SMOKE_MARKER}%d\\n", 6 * 7); return 0; }}\n',
+        ),
     ),
     Language(
         name="cpp",
@@ -97,6 +139,13 @@ LANGUAGES: tuple[Language, ...] = (
         build_required=True,
         exec=RUN_MAIN,
         aliases=("c++",),
+        smoke=SmokeSample(
+            query=f'#include <iostream>\nint main() {{ std::cout << "{SMOKE_MARKER}" << 6 * 7 << std::endl; return 0; }}\n',
+            fail="int main() { return 3; }\n",
+            slow="#include <unistd.h>\nint main() { sleep(30); return 0; }\n",
+            file="main.cpp",
+            program=f'#include <iostream>\nint main() {{ std::cout << "{SMOKE_MARKER}" << 6 * 7 << std::endl; return 0; }}\n',
+        ),
     ),
     Language(
         name="java",
@@ -134,6 +183,13 @@ LANGUAGES: tuple[Language, ...] = (
         build=(Rule("package.json", "npm install"),),
         exec=(Rule("main.js", "{runtime} main.js"), Rule("package.json", "npm start")),
         aliases=("node", "javascript"),
+        smoke=SmokeSample(
+            query=f"console.log('{SMOKE_MARKER}' + (6 * 7))",
+            fail="process.exit(3)",
+            slow="setTimeout(() => {}, 30000)",
+            file="main.js",
+            program=f"console.log('{SMOKE_MARKER}' + (6 * 7));\n",
+        ),
     ),
     Language(
         name="r",
@@ -141,6 +197,13 @@ LANGUAGES: tuple[Language, ...] = (
         query="{runtime} {src}",
         source_name="main.R",
         exec=(Rule("main.R", "{runtime} main.R"),),
+        smoke=SmokeSample(
+            query=f"cat(paste0('{SMOKE_MARKER}', 6 * 7), '\\n')",
+            fail="quit(status = 3)",
+            slow="Sys.sleep(30)",
+            file="main.R",
+            program=f"cat(paste0('{SMOKE_MARKER}', 6 * 7), '\\n')\n",
+        ),
     ),
     Language(
         name="julia",

@@ -31,7 +31,6 @@ log = logging.getLogger("krunner.python")
 
 CHILD_DIR = Path(__file__).parent / "python_child"
 REPL_SCRIPT = CHILD_DIR / "repl.py"
-BATCH_SITE_DIR = CHILD_DIR / "batch_site"
 READY_TIMEOUT = 20.0
 COMPLETE_TIMEOUT = 3.0
 
@@ -41,6 +40,7 @@ class ReplDied(Exception):
 
 
 class PythonRepl(QueryEngineBase):
+    keeps_state = True
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self._child: ChildProcess | None = None

@@ -42,6 +42,7 @@ class ShellQuery(QueryEngineBase):
 
 
 class NoQuery(QueryEngineBase):
+    supports_input = False
     """Runtimes without query mode (``app``): every ``code`` is answered with 127."""
 
     async def query(self, code: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from krunner.runtimes.languages import lookup
+from krunner.runtimes.registry import engine_class
 
 from ...runner_target import RunnerTarget
 from ..model import CheckFailed, CheckSkipped
@@ -47,7 +48,7 @@ def query_output(session: SmokeSession) -> str:
 def query_state(session: SmokeSession) -> str:
     _query_sample(session)
     language = lookup(session.facts.runtime_type)
-    if language is None or language.name != "python":
+    if language is None or not engine_class(language).keeps_state:
         raise CheckSkipped("only REPL runtimes keep state between queries")
     c = session.agent()
     c.query("_bai_smoke_state = 6 * 7", timeout=60)
