@@ -9,8 +9,8 @@ along the way (progress goes through the *progress* callback).
 from __future__ import annotations
 
 import threading
-import traceback
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
