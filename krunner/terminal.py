@@ -17,26 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
-import os
-import signal
 import time
 from collections.abc import Sequence
 
 import zmq
 import zmq.asyncio
-from ptyprocess import PtyProcess
 
-from .proc import started_group
 from .contract import PTY_IN_PORT, PTY_OUT_PORT
+from .proc import started_group
 from .protocol import Record
+from .ptyshell import PtyShell, RestartBackoff
 from .transport import Outbox
 
 log = logging.getLogger("krunner.terminal")
 
 SCROLLBACK_BYTES = 64 * 1024
-READ_CHUNK = 64 * 1024
+MAX_INPUT_WHILE_RESTARTING = 64 * 1024
 USAGE = "usage: %ping | %resize <rows> <cols>\n"
 
 
@@ -57,15 +54,13 @@ class Terminal:
         self.cwd = cwd
         self.in_port, self.out_port = in_port, out_port
         self.size = (24, 80)
-        self.proc: PtyProcess | None = None
-        self._fd: int | None = None
+        self.shell: PtyShell | None = None
         self._scrollback: collections.deque[bytes] = collections.deque()
         self._scrollback_len = 0
         self._subscribers = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
-        self._spawned_at = 0.0
-        self._quick_deaths = 0
+        self._backoff = RestartBackoff()
         self._sub: zmq.asyncio.Socket | None = None
         self._pub: zmq.asyncio.Socket | None = None
         self._pending_input = bytearray()
@@ -85,45 +80,28 @@ class Terminal:
         self._spawn()
 
     def _spawn(self) -> None:
-        self.proc = PtyProcess.spawn(self.argv, cwd=self.cwd, env=self.env, dimensions=self.size)
-        started_group(self.proc.pid)  # ptyprocess makes the shell a session leader
-        self._fd = self.proc.fd
-        os.set_blocking(self._fd, False)
-        self._spawned_at = time.monotonic()
-        asyncio.get_running_loop().add_reader(self._fd, self._on_output)
-        log.info("terminal shell %s started (pid %d)", self.argv[0], self.proc.pid)
+        rows, columns = self.size
+        shell = PtyShell(
+            self.argv, env=self.env, cwd=self.cwd, rows=rows, columns=columns,
+            on_output=self._publish, on_exit=lambda: self._on_exit(shell),
+        )
+        shell.start()
+        assert shell.pid is not None
+        started_group(shell.pid)  # ptyprocess makes the shell a session leader
+        self.shell = shell
         if self._pending_input:
             pending, self._pending_input = bytes(self._pending_input), bytearray()
-            asyncio.get_running_loop().create_task(self._write(pending))
+            shell.write(pending)
 
     async def shutdown(self) -> None:
         self._stopping = True
         for task in self._tasks:
             task.cancel()
-        self._detach_fd()
-        self._kill_shell()
+        if self.shell is not None:
+            self.shell.kill()
         for sock in (self._sub, self._pub):
             if sock is not None:
                 sock.close(linger=0)
-
-    def _kill_shell(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        for sig in (signal.SIGHUP, signal.SIGCONT, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, sig)
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(proc.pid, os.WNOHANG)
-
-    def _detach_fd(self) -> None:
-        if self._fd is not None:
-            asyncio.get_running_loop().remove_reader(self._fd)
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
-            if self.proc is not None:
-                self.proc.closed = True
 
     # -- output ------------------------------------------------------------------------------
 
@@ -135,31 +113,18 @@ class Terminal:
         if self._pub is not None:
             self._pub.send(data)
 
-    def _on_output(self) -> None:
-        assert self._fd is not None
-        try:
-            data = os.read(self._fd, READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:  # EIO: the shell and everything on the pty are gone
-            data = b""
-        if data:
-            self._publish(data)
-            return
-        self._detach_fd()
+    def _on_exit(self, shell: PtyShell) -> None:
+        shell.close()
         if not self._stopping:
-            asyncio.get_running_loop().create_task(self._respawn())
+            self._tasks = [t for t in self._tasks if not t.done()]
+            self._tasks.append(asyncio.get_running_loop().create_task(self._respawn(shell)))
 
-    async def _respawn(self) -> None:
-        proc = self.proc
-        status = "?"
-        if proc is not None:
-            with contextlib.suppress(ChildProcessError, OSError):
-                _, raw = await asyncio.to_thread(os.waitpid, proc.pid, 0)
-                status = str(os.waitstatus_to_exitcode(raw))
-        lived = time.monotonic() - self._spawned_at
-        self._quick_deaths = self._quick_deaths + 1 if lived < 1.0 else 0
-        delay = min(0.2 * (2**self._quick_deaths), 5.0) if self._quick_deaths else 0.0
+    async def _respawn(self, shell: PtyShell) -> None:
+        code = await shell.wait()
+        if not shell.reaped:  # the pty ended but the shell lingers
+            shell.kill()
+        status = "?" if code is None else str(code)
+        delay = self._backoff.next_delay(time.monotonic() - shell.started_at)
         self._publish(f"\r\n[krunner] shell exited (status {status}); restarting...\r\n".encode())
         await asyncio.sleep(delay)
         if not self._stopping:
@@ -188,29 +153,16 @@ class Terminal:
         assert self._sub is not None
         while True:
             frames = await self._sub.recv_multipart()
-            try:
-                await self._write(frames[0])
-            except OSError as exc:
-                log.debug("terminal input dropped: %s", exc)
+            self._write(frames[0])
 
-    async def _write(self, data: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        view = memoryview(data)
-        while view:
-            fd = self._fd
-            if fd is None:  # the shell is restarting: keep the keystrokes for the new one
-                if len(self._pending_input) < 64 * 1024:
-                    self._pending_input += view
-                return
-            try:
-                view = view[os.write(fd, view) :]
-            except BlockingIOError:
-                ready = loop.create_future()
-                loop.add_writer(fd, ready.set_result, None)
-                try:
-                    await asyncio.wait_for(ready, 5.0)
-                finally:
-                    loop.remove_writer(fd)
+    def _write(self, data: bytes) -> None:
+        shell = self.shell
+        if shell is None or shell.exited:  # the shell is restarting: keep the keystrokes for the new one
+            room = MAX_INPUT_WHILE_RESTARTING - len(self._pending_input)
+            if room > 0:
+                self._pending_input += data[:room]
+            return
+        shell.write(data)
 
     # -- control commands (over the `code` op) -----------------------------------------------
 
@@ -229,9 +181,8 @@ class Terminal:
                 outbox.send(Record.STDERR, b"%resize needs two positive integers: %resize <rows> <cols>\n")
                 return 2
             self.size = (rows, cols)
-            if self.proc is not None and self._fd is not None:
-                with contextlib.suppress(OSError):
-                    self.proc.setwinsize(rows, cols)
+            if self.shell is not None and not self.shell.exited:
+                self.shell.resize(rows, cols)
             outbox.send(Record.STDOUT, f"OK; terminal resized to {rows} lines and {cols} columns".encode())
             return 0
         outbox.send(Record.STDERR, f"Invalid command: {text.strip()[:80]!r}\n{USAGE}".encode())

@@ -56,7 +56,8 @@ ALWAYS_LIBS = ("libgcc_s.so.1",)
 IMPORT_CHECK = (
     "import sys, os, ssl, hashlib, ctypes, sqlite3, lzma, bz2, zlib, decimal, uuid, json, asyncio, socket, "
     "select, termios, fcntl, pty, resource, multiprocessing, readline, curses, zmq, uvloop, msgpack, pydantic, "
-    "ptyprocess, jinja2, markupsafe, krunner.__main__, krunner.entrypoint, krunner.webterm, "
+    "ptyprocess, jinja2, markupsafe, websockets, websockets.asyncio.server, krunner.__main__, krunner.entrypoint, "
+    "krunner.webterm, krunner.webterm.server, "
     "ai.backend.kernel, krunner.proctitle; "
     "import subprocess; "
     "out = subprocess.run([sys.executable, '-s', '-c', 'import sys; print(sys.prefix, sys.executable)'], "

@@ -45,6 +45,7 @@ DEV_REQUIREMENTS: tuple[str, ...] = (
     "ptyprocess==0.7.0",
     "jinja2==3.1.6",
     "markupsafe==3.0.2",
+    "websockets==17.4",
 )
 # Mount points for the checkout's packages (the volume itself is mounted read-only).
 DEV_OVERLAY_DIRS: tuple[str, ...] = (f"{DEV_SITE_PACKAGES}/krunner", f"{DEV_SITE_PACKAGES}/ai")
@@ -84,7 +85,7 @@ echo "wiping {DEV_PREFIX}"
 find {DEV_PREFIX} -mindepth 1 -delete
 /usr/bin/python3 -m venv {DEV_PREFIX}
 {DEV_PYTHON} -m pip install --no-cache-dir --disable-pip-version-check --progress-bar off --only-binary=:all: {reqs}
-{DEV_PYTHON} -c 'import zmq, uvloop, msgpack, pydantic, ptyprocess, jinja2; print("deps ok: pyzmq", zmq.__version__)'
+{DEV_PYTHON} -c 'import zmq, uvloop, msgpack, pydantic, ptyprocess, jinja2, websockets; print("deps ok: pyzmq", zmq.__version__)'
 mkdir -p {dirs}
 printf '%s\\n' {shlex.quote(chr(10).join(requirements))} > {DEV_PREFIX}/requirements.txt
 chmod -R a+rX {DEV_PREFIX}

@@ -1,10 +1,11 @@
 """The kernel's intrinsic web terminal: ttyd's HTTP + WebSocket protocol, served by krunner.
 
-The package itself only locates the assets (the runner imports it at start-up); the
-server lives in :mod:`.server`.
+The package itself only locates the assets (the runner imports it at start-up, so it
+stays light); the server lives in :mod:`.server` and is the only module that imports
+the ``websockets`` library, in the web terminal's own process.
 
 ``python -m krunner.webterm --port 7681`` (see :mod:`krunner.webterm.__main__`
-and docs/web-terminal.md).
+and docs/architecture.md).
 """
 
 import os

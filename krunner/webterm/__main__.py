@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         force=True,
     )
+    # websockets logs every connection and plain HTTP response at INFO; keep its warnings only
+    logging.getLogger("websockets").setLevel(logging.DEBUG if args.debug else logging.WARNING)
     try:
         config = make_config(args)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

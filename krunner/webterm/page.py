@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-# The files the page loads from ``<base>/assets/``; see docs/web-terminal.md.
+# The files the page loads from ``<base>/assets/``; see docs/architecture.md.
 ASSET_FILES: dict[str, str] = {
     "xterm.js": "text/javascript; charset=utf-8",
     "xterm.css": "text/css; charset=utf-8",

@@ -1,5 +1,9 @@
 """The web terminal server: HTTP (page, token, assets) and ttyd's ``/ws`` endpoint.
 
+HTTP and WebSocket come from the ``websockets`` library (``websockets.asyncio.server``):
+its ``process_request`` hook answers the few plain HTTP requests (one per connection),
+everything else is the library's WebSocket handshake and framing.
+
 Routing looks only at the end of the request path, so the server also works when
 a proxy forwards requests without stripping its path prefix:
 
@@ -21,28 +25,27 @@ from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ..ptyshell import PtyShell
 from . import protocol as tty
 from .page import ASSET_FILES, render_index
-from .session import ShellSession
-from .websocket import (
-    CLOSE_GOING_AWAY,
-    CLOSE_NORMAL,
-    CLOSE_POLICY,
-    ConnectionClosed,
-    WebSocket,
-    WebSocketError,
-    header_tokens,
-    read_http_head,
-    server_handshake_response,
-)
 
 log = logging.getLogger("krunner.webterm")
 
 AUTH_TIMEOUT_SECONDS = 60.0
-HTTP_IDLE_SECONDS = 60.0
-SEND_HIGH_WATER = 256 * 1024
+OPEN_TIMEOUT_SECONDS = 30.0  # to receive a complete HTTP request
+CLOSE_TIMEOUT_SECONDS = 2.0  # to wait for the peer's close frame
+SEND_HIGH_WATER = 256 * 1024  # pty output queued for the client: pause reading the pty above this
+SEND_LOW_WATER = 64 * 1024  # ... and resume below this
+OUTPUT_FRAME_MAX = 64 * 1024
+SOCKET_WRITE_LIMIT = 64 * 1024  # websockets' send() waits while the socket buffer is above this
 MAX_CLIENT_MESSAGE = 1 << 20
 EXIT_FLUSH_SECONDS = 2.0
+CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_INTERNAL_ERROR = 1000, 1001, 1008, 1011
 
 
 class AssetError(Exception):
@@ -87,26 +90,35 @@ def _error(status: HTTPStatus, message: str | None = None, **kwargs: object) -> 
     return _Response(status, ((message or status.phrase) + "\n").encode(), **kwargs)  # type: ignore[arg-type]
 
 
-def _encode_response(resp: _Response, *, head_only: bool, keep_alive: bool) -> bytes:
-    lines = [
-        f"HTTP/1.1 {resp.status.value} {resp.status.phrase}",
-        f"Content-Type: {resp.content_type}",
-        f"Content-Length: {len(resp.body)}",
-        f"Cache-Control: {resp.cache}",
-        "X-Content-Type-Options: nosniff",
-        f"Connection: {'keep-alive' if keep_alive else 'close'}",
-        *(f"{k}: {v}" for k, v in resp.extra),
-    ]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only else head + resp.body
+def _http_response(resp: _Response, *, head_only: bool) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", resp.content_type),
+            ("Content-Length", str(len(resp.body))),
+            ("Cache-Control", resp.cache),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Connection", "close"),
+            *resp.extra,
+        ]
+    )
+    return Response(resp.status.value, resp.status.phrase, headers, b"" if head_only else resp.body)
+
+
+def _header_tokens(request: Request, name: str) -> list[str]:
+    """Comma-separated tokens of every *name* header, lower-cased."""
+    return [t.strip().lower() for v in request.headers.get_all(name) for t in v.split(",") if t.strip()]
+
+
+def _select_tty(_connection: ServerConnection, offered: object) -> str | None:
+    """``tty`` when the client offers it; like ttyd, a client offering none is served too."""
+    return tty.SUBPROTOCOL if tty.SUBPROTOCOL in offered else None  # type: ignore[operator]
 
 
 class WebTermServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self._index = render_index(config.window_title())
-        self._server: asyncio.base_events.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._server: Server | None = None
         self._connections: set[_TerminalConnection] = set()
         self._closing = False
 
@@ -118,13 +130,25 @@ class WebTermServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
-    def sessions(self) -> list[ShellSession]:
-        return [c.session for c in self._connections if c.session is not None]
+    def shells(self) -> list[PtyShell]:
+        return [c.shell for c in self._connections if c.shell is not None]
 
     async def start(self) -> None:
         """Bind and listen (raises ``OSError``, e.g. when the port is taken)."""
-        self._server = await asyncio.start_server(
-            self._on_client, self.config.host, self.config.port, reuse_address=True
+        self._server = await serve(
+            self._on_websocket,
+            self.config.host,
+            self.config.port,
+            process_request=self._process_request,
+            subprotocols=[tty.SUBPROTOCOL],
+            select_subprotocol=_select_tty,
+            compression=None,  # ttyd's page sends small frames; never negotiate permessage-deflate
+            server_header=None,
+            open_timeout=OPEN_TIMEOUT_SECONDS,
+            close_timeout=CLOSE_TIMEOUT_SECONDS,
+            max_size=MAX_CLIENT_MESSAGE,
+            write_limit=SOCKET_WRITE_LIMIT,
+            reuse_address=True,
         )
         log.info("web terminal on http://%s:%d/ runs %s", self.config.host, self.port, " ".join(self.config.argv))
 
@@ -132,71 +156,41 @@ class WebTermServer:
         """Stop listening, close every WebSocket (1001), terminate every shell."""
         self._closing = True
         if self._server is not None:
-            self._server.close()
-        for conn in list(self._connections):
-            conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
-        for task in list(self._handlers):
-            if not any(c.task is task for c in self._connections):
-                task.cancel()  # idle HTTP keep-alive connections
-        if self._handlers:
-            _done, pending = await asyncio.wait(list(self._handlers), timeout=grace)
-            for task in pending:
-                task.cancel()
-        for session in self.sessions:
-            await session.terminate()
+            self._server.close(code=CLOSE_GOING_AWAY, reason="server shutting down")
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), grace)
+            except TimeoutError:
+                log.warning("connections still open %.0f s after shutdown began", grace)
+        for shell in self.shells:
+            await shell.terminate()
         log.info("web terminal stopped")
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            await self._serve_http(reader, writer)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        except Exception:  # noqa: BLE001 - one bad connection must never stop the server
-            log.exception("unexpected error on a client connection")
-        finally:
-            self._handlers.discard(task)
-            with contextlib.suppress(Exception):
-                writer.close()
+    def _process_request(self, _connection: ServerConnection, request: Request) -> Response | None:
+        """Answer plain HTTP requests; ``None`` lets a ``/ws`` upgrade through to the handshake."""
+        method = request.method
+        path = urlsplit(request.path).path or "/"
+        last = path.rsplit("/", 1)[-1]
+        if last == "ws" and method == "GET":
+            if "websocket" not in _header_tokens(request, "Upgrade"):
+                response = _error(HTTPStatus.BAD_REQUEST, "WebSocket endpoint: send an Upgrade request")
+            elif request.headers.get_all("Sec-WebSocket-Version") != ["13"]:
+                response = _error(
+                    HTTPStatus.UPGRADE_REQUIRED,
+                    "unsupported Sec-WebSocket-Version (need 13)",
+                    extra=(("Sec-WebSocket-Version", "13"),),
+                )
+            else:
+                return None
+            log.warning("refused a WebSocket upgrade: %s", response.body.decode().strip())
+            return _http_response(response, head_only=False)
+        response = self._route(method, path, last)
+        log.debug("%s %s -> %d", method, path, response.status.value)
+        return _http_response(response, head_only=method == "HEAD")
 
-    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while not self._closing:
-            try:
-                request_line, headers = await asyncio.wait_for(read_http_head(reader), HTTP_IDLE_SECONDS)
-            except (ConnectionClosed, asyncio.TimeoutError):
-                return
-            except WebSocketError as exc:
-                writer.write(_encode_response(_error(HTTPStatus(exc.code)), head_only=False, keep_alive=False))
-                await writer.drain()
-                return
-            parts = request_line.split(" ")
-            if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-                writer.write(_encode_response(_error(HTTPStatus.BAD_REQUEST), head_only=False, keep_alive=False))
-                await writer.drain()
-                return
-            method, target, version = parts
-            path = urlsplit(target).path or "/"
-            has_body = headers.get("content-length", "0").strip() not in ("", "0") or "transfer-encoding" in headers
-            keep_alive = (
-                version == "HTTP/1.1" and "close" not in header_tokens(headers.get("connection")) and not has_body
-            )
-            last = path.rsplit("/", 1)[-1]
-            if last == "ws" and method == "GET" and not has_body:
-                await self._serve_websocket(reader, writer, headers)
-                return
-            response = self._route(method, path, last, has_body)
-            log.debug("%s %s -> %d", method, path, response.status.value)
-            writer.write(_encode_response(response, head_only=method == "HEAD", keep_alive=keep_alive))
-            await writer.drain()
-            if not keep_alive:
-                return
-
-    def _route(self, method: str, path: str, last: str, has_body: bool) -> _Response:
-        if method not in ("GET", "HEAD") or has_body:
+    def _route(self, method: str, path: str, last: str) -> _Response:
+        if method not in ("GET", "HEAD"):
             return _error(HTTPStatus.METHOD_NOT_ALLOWED, extra=(("Allow", "GET, HEAD"),))
         if last == "ws":
             return _error(HTTPStatus.BAD_REQUEST, "WebSocket endpoint: send an Upgrade request")
@@ -210,22 +204,8 @@ class WebTermServer:
 
     # -- WebSocket ----------------------------------------------------------------------------
 
-    async def _serve_websocket(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]
-    ) -> None:
-        try:
-            response, subprotocol = server_handshake_response(headers, [tty.SUBPROTOCOL])
-        except WebSocketError as exc:
-            extra = (("Sec-WebSocket-Version", "13"),) if exc.code == 426 else ()
-            log.warning("refused a WebSocket upgrade: %s", exc)
-            writer.write(
-                _encode_response(_error(HTTPStatus(exc.code), str(exc), extra=extra), head_only=False, keep_alive=False)
-            )
-            await writer.drain()
-            return
-        writer.write(response)
-        ws = WebSocket(reader, writer, is_client=False, subprotocol=subprotocol, max_message=MAX_CLIENT_MESSAGE)
-        conn = _TerminalConnection(self, ws, writer.get_extra_info("peername"))
+    async def _on_websocket(self, ws: ServerConnection) -> None:
+        conn = _TerminalConnection(self, ws)
         self._connections.add(conn)
         try:
             await conn.run()
@@ -234,66 +214,75 @@ class WebTermServer:
 
 
 class _TerminalConnection:
-    """One WebSocket client and its shell."""
+    """One WebSocket client and its shell.
 
-    def __init__(self, server: WebTermServer, ws: WebSocket, peer: object) -> None:
+    Pty output is queued here and sent by one writer task, so frames keep their order;
+    above :data:`SEND_HIGH_WATER` queued bytes the pty is not read until the client
+    has taken enough (back-pressure instead of unbounded memory).
+    """
+
+    def __init__(self, server: WebTermServer, ws: ServerConnection) -> None:
         self.server = server
         self.config = server.config
         self.ws = ws
-        self.peer = peer
-        self.session: ShellSession | None = None
-        self.task = asyncio.current_task()
-        self._drain_task: asyncio.Task[None] | None = None
-        self._close_task: asyncio.Task[None] | None = None
+        self.peer = ws.remote_address
+        self.shell: PtyShell | None = None
+        self._output = bytearray()
+        self._output_ready = asyncio.Event()
+        self._shell_exited = False
+        self._writer: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         log.info("terminal client %s connected", self.peer)
         try:
-            self._send(tty.encode_title(self.config.window_title()))
-            self._send(tty.encode_preferences(self.config.preferences))
-            await asyncio.wait_for(self._authenticate(), AUTH_TIMEOUT_SECONDS)
+            await self.ws.send(tty.encode_title(self.config.window_title()))
+            await self.ws.send(tty.encode_preferences(self.config.preferences))
+            try:
+                await asyncio.wait_for(self._authenticate(), AUTH_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.warning("terminal client %s sent no auth message in %.0f s", self.peer, AUTH_TIMEOUT_SECONDS)
+                await self.ws.close(CLOSE_POLICY, "no auth message")
+                return
+            if self.shell is None:
+                return
+            self._writer = asyncio.get_running_loop().create_task(self._write_output())
             while True:
-                message = await self.ws.recv()
-                self._dispatch(message.data)
-        except asyncio.TimeoutError:
-            log.warning("terminal client %s sent no auth message in %.0f s", self.peer, AUTH_TIMEOUT_SECONDS)
-            await self.ws.close(CLOSE_POLICY, "no auth message")
+                self._dispatch(await self.ws.recv(decode=False))
         except ConnectionClosed as exc:
-            log.info("terminal client %s disconnected (%d)", self.peer, exc.code)
-        except WebSocketError as exc:
-            log.warning("terminal client %s broke the WebSocket protocol: %s", self.peer, exc)
+            code = exc.rcvd.code if exc.rcvd is not None else (exc.sent.code if exc.sent is not None else 1006)
+            log.info("terminal client %s disconnected (%d)", self.peer, code)
         finally:
             await self._cleanup()
 
     async def _authenticate(self) -> None:
-        while self.session is None:
-            message = await self.ws.recv()
+        while self.shell is None:
+            data = await self.ws.recv(decode=False)
             try:
-                auth = tty.decode_auth(message.data)
+                auth = tty.decode_auth(data)
             except tty.ProtocolError as exc:
                 log.warning("terminal client %s: ignoring message before auth: %s", self.peer, exc)
                 continue
-            session = ShellSession(
+            shell = PtyShell(
                 self.config.argv,
                 env=self.config.env,
                 cwd=self.config.cwd,
-                columns=auth.columns,
                 rows=auth.rows,
+                columns=auth.columns,
                 on_output=self._on_output,
                 on_exit=self._on_exit,
             )
             try:
-                session.start()
+                shell.start()
             except Exception as exc:  # noqa: BLE001 - report spawn failures to the client
                 log.error("cannot start %s: %s", " ".join(self.config.argv), exc)
-                self._send(tty.encode_output(f"\r\ncannot start {self.config.argv[0]}: {exc}\r\n".encode()))
-                await self.ws.close(1011, "cannot start the shell")
-                raise ConnectionClosed(1011, "cannot start the shell") from exc
-            self.session = session
+                await self.ws.send(tty.encode_output(f"\r\ncannot start {self.config.argv[0]}: {exc}\r\n".encode()))
+                await self.ws.close(CLOSE_INTERNAL_ERROR, "cannot start the shell")
+                return
+            self.shell = shell
 
     def _dispatch(self, data: bytes) -> None:
-        session = self.session
-        assert session is not None
+        shell = self.shell
+        assert shell is not None
         try:
             message = tty.decode_client_message(data)
         except tty.ProtocolError as exc:
@@ -301,62 +290,51 @@ class _TerminalConnection:
             return
         match message:
             case tty.Input(data=keys):
-                session.write(keys)
+                shell.write(keys)
             case tty.Resize(columns=columns, rows=rows):
-                session.resize(columns, rows)
+                shell.resize(rows, columns)
             case tty.Pause():
-                session.pause("client")
+                shell.pause("client")
             case tty.Resume():
-                session.resume("client")
+                shell.resume("client")
 
     # -- shell → client -----------------------------------------------------------------------
 
-    def _send(self, data: bytes) -> bool:
-        try:
-            self.ws.send_nowait(data)
-        except (ConnectionClosed, ConnectionError):
-            return False
-        return True
-
     def _on_output(self, data: bytes) -> None:
-        if not self._send(tty.encode_output(data)) or self.session is None:
-            return
-        if self.ws.buffered() > SEND_HIGH_WATER and self._drain_task is None:
-            self.session.pause("backpressure")
-            self._drain_task = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            await self.ws.drain()
-        except (ConnectionError, ConnectionClosed):
-            return
-        finally:
-            self._drain_task = None
-        if self.session is not None:
-            self.session.resume("backpressure")
+        self._output += data
+        self._output_ready.set()
+        if len(self._output) > SEND_HIGH_WATER and self.shell is not None:
+            self.shell.pause("backpressure")
 
     def _on_exit(self) -> None:
         log.info("shell of terminal client %s exited", self.peer)
-        if self._close_task is None:
-            self._close_task = asyncio.get_running_loop().create_task(self._close_after_exit())
+        self._shell_exited = True
+        self._output_ready.set()
 
-    async def _close_after_exit(self) -> None:
-        with contextlib.suppress(ConnectionError, ConnectionClosed, asyncio.TimeoutError):
-            await asyncio.wait_for(self.ws.drain(), EXIT_FLUSH_SECONDS)
-        await self.ws.close(CLOSE_NORMAL, "shell exited")
+    async def _send_output(self) -> None:
+        while self._output:
+            chunk = bytes(self._output[:OUTPUT_FRAME_MAX])
+            del self._output[: len(chunk)]
+            await self.ws.send(tty.encode_output(chunk))  # waits while the socket's buffer is full
+            if len(self._output) < SEND_LOW_WATER and self.shell is not None:
+                self.shell.resume("backpressure")
 
-    def request_close(self, code: int, reason: str) -> None:
-        """Close from outside (server shutdown); ``run()`` then cleans up."""
-        if self._close_task is None:
-            self._close_task = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+    async def _write_output(self) -> None:
+        """The only sender of OUTPUT frames; after the shell exits, flush (bounded) and close 1000."""
+        with contextlib.suppress(ConnectionClosed):
+            while not self._shell_exited:
+                await self._output_ready.wait()
+                self._output_ready.clear()
+                await self._send_output()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._send_output(), EXIT_FLUSH_SECONDS)
+            await self.ws.close(CLOSE_NORMAL, "shell exited")
 
     async def _cleanup(self) -> None:
-        if self._drain_task is not None:
-            self._drain_task.cancel()
-        if self.ws.open:
-            await self.ws.close(CLOSE_GOING_AWAY if self.server._closing else CLOSE_NORMAL)
-        if self.session is not None:
-            await self.session.terminate()
-        if self._close_task is not None and self._close_task is not asyncio.current_task():
-            with contextlib.suppress(Exception):
-                await self._close_task
+        writer = self._writer
+        if writer is not None and not writer.done():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+        if self.shell is not None:
+            await self.shell.terminate()

@@ -15,10 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from krunner.services.model import load_definition
 from krunner.webterm import protocol as tty
-from krunner.webterm.websocket import ConnectionClosed, connect
 from tests.kernels import DockerKernel, ssh_login_and_sftp
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
@@ -86,7 +87,7 @@ def test_intrinsic_sshd_login_and_sftp(services_kernel):
 
 
 async def _terminal_round_trip(port: int) -> str:
-    ws = await connect("127.0.0.1", port, "/ws", subprotocols=["tty"], timeout=10)
+    ws = await connect(f"ws://127.0.0.1:{port}/ws", subprotocols=["tty"], open_timeout=10, proxy=None)
     assert ws.subprotocol == "tty"
     await ws.send(tty.encode_auth(100, 30))
     await ws.send(tty.encode_input("echo hello-$((6*7))-term\r"))
@@ -94,8 +95,8 @@ async def _terminal_round_trip(port: int) -> str:
     deadline = time.monotonic() + 15
     try:
         while b"hello-42-term" not in output and time.monotonic() < deadline:
-            message = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))
-            command, payload = tty.decode_server_message(message.data)
+            message = await asyncio.wait_for(ws.recv(decode=False), max(0.1, deadline - time.monotonic()))
+            command, payload = tty.decode_server_message(message)
             if command == tty.OUTPUT:
                 output += payload
     except (asyncio.TimeoutError, ConnectionClosed):

@@ -1,8 +1,8 @@
 """Headless Chromium drives the real xterm.js page served by a host-run web terminal.
 
 No Playwright/Selenium: Chromium is started with ``--remote-debugging-port=0`` and
-driven over the Chrome DevTools Protocol (its WebSocket, spoken with krunner's own
-small WebSocket client).  Only loopback traffic; every wait is bounded and
+driven over the Chrome DevTools Protocol (its WebSocket, spoken with the ``websockets``
+client the web terminal's server is built on).  Only loopback traffic; every wait is bounded and
 Chromium is always killed.
 """
 
@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from krunner.webterm.websocket import WebSocket, connect
+from websockets.asyncio.client import ClientConnection, connect
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -145,7 +144,7 @@ def devtools(chromium: str, tmp_path: Path) -> Iterator[int]:
 class Cdp:
     """Just enough of the Chrome DevTools Protocol: commands by id, events ignored."""
 
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self._next_id = 0
 
@@ -156,7 +155,7 @@ class Cdp:
 
         async def reply() -> dict[str, Any]:
             while True:
-                message = json.loads((await self.ws.recv()).data)
+                message = json.loads(await self.ws.recv())
                 if message.get("id") == call_id:
                     return message
 
@@ -233,7 +232,11 @@ def _type_in_browser(webterm: int, devtools: int) -> None:
     ws_path = "/" + page["webSocketDebuggerUrl"].split("/", 3)[3]
 
     async def scenario() -> list[str]:
-        cdp = Cdp(await connect("127.0.0.1", devtools, ws_path, timeout=10))
+        cdp = Cdp(
+            await connect(
+                f"ws://127.0.0.1:{devtools}{ws_path}", open_timeout=10, proxy=None, max_size=64 << 20, max_queue=None
+            )
+        )
         try:
             await cdp.call("Page.navigate", url=f"http://127.0.0.1:{webterm}/")
             await cdp.wait_js(

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from krunner.webterm import protocol as tty
 from krunner.webterm.page import ASSET_FILES
-from krunner.webterm.websocket import ConnectionClosed, WebSocket, connect
 
 REPO = Path(__file__).resolve().parents[2]
 SHELL = "/bin/bash"
@@ -83,10 +84,21 @@ def _get(port: int, path: str) -> tuple[int, str, bytes]:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read()
 
 
+async def _connect(port: int, path: str = "/ws", **kwargs: object) -> ClientConnection:
+    return await connect(
+        f"ws://127.0.0.1:{port}{path}", subprotocols=["tty"], open_timeout=5, proxy=None, **kwargs  # type: ignore[arg-type]
+    )
+
+
+def _close_code(exc: ConnectionClosed) -> int:
+    """The code of the close frame the server sent (1006 if none arrived)."""
+    return exc.rcvd.code if exc.rcvd is not None else 1006
+
+
 class Client:
     """A ttyd client: a background task collects OUTPUT frames and title/preferences."""
 
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.output = bytearray()
         self.title: str | None = None
@@ -96,7 +108,7 @@ class Client:
 
     @classmethod
     async def open(cls, port: int, columns: int = 80, rows: int = 24) -> Client:
-        ws = await connect("127.0.0.1", port, "/ws", subprotocols=["tty"], timeout=5)
+        ws = await _connect(port)
         assert ws.subprotocol == "tty"
         await ws.send(tty.encode_auth(columns, rows))
         return cls(ws)
@@ -104,8 +116,8 @@ class Client:
     async def _read(self) -> None:
         try:
             while True:
-                message = await self.ws.recv()
-                command, payload = tty.decode_server_message(message.data)
+                message = await self.ws.recv(decode=False)
+                command, payload = tty.decode_server_message(message)
                 if command == tty.OUTPUT:
                     self.output += payload
                 elif command == tty.SET_WINDOW_TITLE:
@@ -113,7 +125,7 @@ class Client:
                 else:
                     self.preferences = json.loads(payload)
         except ConnectionClosed as exc:
-            self.closed.set_result(exc.code)
+            self.closed.set_result(_close_code(exc))
 
     async def type(self, text: str) -> None:
         await self.ws.send(tty.encode_input(text))
@@ -232,7 +244,7 @@ def test_bad_messages_are_ignored(server: int) -> None:
 
 def test_garbage_before_auth_is_ignored(server: int) -> None:
     async def scenario() -> None:
-        ws = await connect("127.0.0.1", server, "/ws", subprotocols=["tty"], timeout=5)
+        ws = await _connect(server)
         await ws.send(b"0echo nope\r")
         await ws.send(b"{not json")
         await ws.send(tty.encode_auth(80, 24))
@@ -282,3 +294,136 @@ def test_startup_errors_exit_2(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, timeout=10,
     )
     assert missing.returncode == 2 and b"assets directory" in missing.stderr
+
+
+# -- the handshake and framing rules, seen on the wire (the library implements them) ----------
+
+RFC6455_KEY, RFC6455_ACCEPT = "dGhlIHNhbXBsZSBub25jZQ==", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def _raw_request(port: int, lines: list[str]) -> tuple[bytes, socket.socket]:
+    """Send an HTTP head; return the response head and the open socket (caller closes)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head, sock
+
+
+def _upgrade(port: int, **overrides: str | None) -> tuple[bytes, socket.socket]:
+    headers = {
+        "Host": f"127.0.0.1:{port}",
+        "Upgrade": "websocket",
+        "Connection": "keep-alive, Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": RFC6455_KEY,
+        "Sec-WebSocket-Protocol": "foo, tty",
+        **overrides,
+    }
+    return _raw_request(port, ["GET /ws HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items() if v is not None)])
+
+
+def _status(port: int, **overrides: str | None) -> tuple[int, bytes]:
+    head, sock = _upgrade(port, **overrides)
+    sock.close()
+    return int(head.split(b" ", 2)[1]), head
+
+
+def _frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bool = True) -> bytes:
+    first = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    length = bytes([n]) if n < 126 else (bytes([126]) + n.to_bytes(2, "big") if n < 65536 else bytes([127]) + n.to_bytes(8, "big"))
+    if not mask:
+        return bytes([first]) + length + payload
+    key = os.urandom(4)
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return bytes([first, length[0] | 0x80]) + length[1:] + key + masked
+
+
+def _close_code_after(sock: socket.socket, data: bytes) -> int:
+    """Send *data*, then read server frames until its close frame; return the close code."""
+    sock.sendall(data)
+    buf = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        while len(buf) >= 2:
+            n, offset = buf[1] & 0x7F, 2
+            if n == 126:
+                n, offset = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                n, offset = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < offset + n:
+                break
+            opcode, payload, buf = buf[0] & 0x0F, buf[offset : offset + n], buf[offset + n :]
+            if opcode == 0x8:
+                return int.from_bytes(payload[:2], "big")
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed without a close frame")
+        buf += chunk
+    raise AssertionError("no close frame within 10 s")
+
+
+def test_handshake_response(server: int) -> None:
+    status, head = _status(server)
+    assert status == 101 and b"101 Switching Protocols" in head
+    assert f"Sec-WebSocket-Accept: {RFC6455_ACCEPT}".encode() in head
+    assert b"Sec-WebSocket-Protocol: tty" in head
+    assert b"Sec-WebSocket-Extensions" not in _status(server, **{"Sec-WebSocket-Extensions": "permessage-deflate"})[1]
+    status, head = _status(server, **{"Sec-WebSocket-Version": "8"})
+    assert status == 426 and b"Sec-WebSocket-Version: 13" in head
+    assert _status(server, **{"Sec-WebSocket-Key": "short"})[0] == 400
+    assert _status(server, Upgrade=None)[0] == 400
+    # a client offering no subprotocol is served (like ttyd), without choosing one
+    status, head = _status(server, **{"Sec-WebSocket-Protocol": None})
+    assert status == 101 and b"Sec-WebSocket-Protocol" not in head
+
+
+def test_head_and_other_methods(server: int) -> None:
+    head, sock = _raw_request(server, ["HEAD /token HTTP/1.1", "Host: x"])
+    sock.settimeout(2)
+    rest = sock.recv(4096)
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 13" in head
+    assert head.endswith(b"\r\n\r\n") and rest == b""  # no body
+    head, sock = _raw_request(server, ["DELETE / HTTP/1.1", "Host: x"])
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD" in head
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (_frame(0x1, b"hi", mask=False), 1002),  # clients must mask
+        (_frame(0x2, b"", rsv=0x40), 1002),  # RSV1 (compression) was never negotiated
+        (_frame(0x9, b"", fin=False), 1002),  # fragmented ping
+        (_frame(0x2, b"x" * ((1 << 20) + 1)), 1009),  # over the 1 MiB message limit
+    ],
+    ids=["unmasked", "rsv1", "fragmented-ping", "too-big"],
+)
+def test_frame_violations_close_the_connection(server: int, frame: bytes, code: int) -> None:
+    head, sock = _upgrade(server)
+    try:
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert _close_code_after(sock, frame) == code
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 70000])
+def test_input_message_sizes(server: int, size: int) -> None:
+    """Inputs of every frame-length encoding reach the shell intact (counted by `wc -c`)."""
+
+    async def scenario() -> None:
+        client = await Client.open(server)
+        await client.type(f"stty raw -echo; echo n=$(head -c {size} | wc -c); stty sane\r")
+        await asyncio.sleep(0.3)
+        await client.ws.send(tty.encode_input(b"y" * size))
+        await client.expect(rf"n={size}\s", timeout=10)
+        await client.close()
+
+    asyncio.run(scenario())

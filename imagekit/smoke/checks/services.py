@@ -119,19 +119,22 @@ def web_terminal(session: SmokeSession) -> str:
         raise CheckSkipped("no web terminal in /opt/kernel (webterm-assets or ttyd; the krunner bundle provides it)")
     if not wait_for(lambda: _is_listening(session, port), timeout=20):
         raise CheckFailed(f"the web terminal is in /opt/kernel but nothing listens on {port}", session.kernel.logs()[-3000:])
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
     from krunner.webterm import protocol as tty
-    from krunner.webterm.websocket import ConnectionClosed, connect
 
     async def round_trip() -> str:
-        ws = await connect("127.0.0.1", session.kernel.host_port(port), "/ws", subprotocols=["tty"], timeout=10)
+        url = f"ws://127.0.0.1:{session.kernel.host_port(port)}/ws"
+        ws = await connect(url, subprotocols=["tty"], open_timeout=10, proxy=None)
         try:
             await ws.send(tty.encode_auth(100, 30))
             await ws.send(tty.encode_input("echo term-$((6*7))-ok\r"))
             output = bytearray()
             deadline = time.monotonic() + 15
             while b"term-42-ok" not in output and time.monotonic() < deadline:
-                message = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))
-                command, payload = tty.decode_server_message(message.data)
+                message = await asyncio.wait_for(ws.recv(decode=False), max(0.1, deadline - time.monotonic()))
+                command, payload = tty.decode_server_message(message)
                 if command == tty.OUTPUT:
                     output += payload
             return output.decode(errors="replace")
