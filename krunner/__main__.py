@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -12,50 +13,31 @@ from . import __version__
 from .proctitle import take_process_name
 from .runtimes.languages import Language, known_types, lookup
 
-USAGE = "usage: krunner [--debug] <runtime-type> [<runtime-path>]"
 PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"
 
 
-def _help() -> str:
-    return f"""{USAGE}
-
-The Backend.AI-compatible kernel runner.  Binds the REPL channel (PULL 2000,
-PUSH 2001, or the ports in /home/config/intrinsic-ports.json) and serves the
-agent's ops until SIGINT/SIGTERM.
-
-arguments:
-  runtime-type   one of: {", ".join(known_types())}
-  runtime-path   the interpreter or compiler in the image (default: found on PATH)
-
-options:
-  --debug        verbose logging
-  --version      print the version and exit
-  -h, --help     show this help and exit
-"""
-
-
-class UsageError(Exception):
-    pass
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="krunner",
+        description="The Backend.AI-compatible kernel runner. Binds the REPL channel (PULL 2000, PUSH 2001, or "
+        "the ports in /home/config/intrinsic-ports.json) and serves the agent's ops until SIGINT/SIGTERM.",
+    )
+    parser.add_argument("--debug", action="store_true", help="verbose logging")
+    parser.add_argument("--version", action="version", version=f"krunner {__version__}")
+    parser.add_argument("runtime_type", metavar="runtime-type", help="one of: " + ", ".join(known_types()))
+    parser.add_argument("runtime_path", metavar="runtime-path", nargs="?", default=None,
+                        help="the interpreter or compiler in the image (default: found on PATH)")
+    return parser
 
 
 def parse_args(argv: list[str]) -> tuple[bool, Language, str | None]:
-    debug = False
-    positional: list[str] = []
-    for arg in argv:
-        if arg == "--debug":
-            debug = True
-        elif arg.startswith("-") and arg != "-":
-            raise UsageError(f"unknown option {arg!r}")
-        else:
-            positional.append(arg)
-    if not positional:
-        raise UsageError("missing <runtime-type>")
-    if len(positional) > 2:
-        raise UsageError(f"unexpected arguments: {' '.join(positional[2:])}")
-    language = lookup(positional[0])
+    """``(debug, language, runtime_path)``; a usage error exits 2 with the reason."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    language = lookup(args.runtime_type)
     if language is None:
-        raise UsageError(f"unknown runtime type {positional[0]!r}; known types: {', '.join(known_types())}")
-    return debug, language, positional[1] if len(positional) == 2 else None
+        parser.error(f"unknown runtime type {args.runtime_type!r}; known types: {', '.join(known_types())}")
+    return args.debug, language, args.runtime_path
 
 
 def setup_logging(debug: bool) -> None:
@@ -84,18 +66,7 @@ def _no_pydantic_plugin_scan() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in args):
-        print(_help())
-        sys.exit(0)
-    if "--version" in args:
-        print(f"krunner {__version__}")
-        sys.exit(0)
-    try:
-        debug, language, runtime_path = parse_args(args)
-    except UsageError as exc:
-        print(f"krunner: error: {exc}\n{USAGE}", file=sys.stderr)
-        sys.exit(2)
+    debug, language, runtime_path = parse_args(sys.argv[1:] if argv is None else argv)
     setup_logging(debug)
     take_process_name()
     with open(os.devnull) as devnull:
