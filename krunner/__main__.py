@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="verbose logging")
     parser.add_argument("--version", action="version", version=f"krunner {__version__}")
-    parser.add_argument("runtime_type", metavar="runtime-type", help="one of: " + ", ".join(known_types()))
+    parser.add_argument("runtime_type", metavar="runtime-type", nargs="?", default=None,
+                        help="one of: " + ", ".join(known_types()))
     parser.add_argument("runtime_path", metavar="runtime-path", nargs="?", default=None,
                         help="the interpreter or compiler in the image (default: found on PATH)")
     return parser
@@ -34,6 +35,8 @@ def parse_args(argv: list[str]) -> tuple[bool, Language, str | None]:
     """``(debug, language, runtime_path)``; a usage error exits 2 with the reason."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.runtime_type is None:
+        parser.error("missing <runtime-type>")
     language = lookup(args.runtime_type)
     if language is None:
         parser.error(f"unknown runtime type {args.runtime_type!r}; known types: {', '.join(known_types())}")
