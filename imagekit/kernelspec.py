@@ -77,9 +77,15 @@ ResourceValue = Scalar | dict[str, Scalar]
 
 
 def library_dir() -> Path:
-    """The service-def library: ``$BAI_IMAGEKIT_SERVICE_DEFS`` or this checkout's ``service-defs/``."""
+    """The service-def library: ``$BAI_IMAGEKIT_SERVICE_DEFS``, this checkout's ``service-defs/``, or
+    the copy an installed wheel puts in ``<prefix>/share/bai-imagekit/service-defs``."""
     env = os.environ.get("BAI_IMAGEKIT_SERVICE_DEFS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "service-defs"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent / "service-defs"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "bai-imagekit" / "service-defs"
 
 
 def library_names() -> list[str]:
