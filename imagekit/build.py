@@ -35,7 +35,14 @@ from .console import progress
 from .errors import EnvironmentProblem, UsageError
 from .findings import Finding, Location, Severity
 from .kernel_inputs import KernelInputs, ServiceDefSource
-from .kernelspec import LIBRARY_PORTS, SPEC_FILENAME, LoadedSpec, library_dir, library_names, load_spec
+from .kernelspec import (
+    LIBRARY_PORTS,
+    SPEC_FILENAME,
+    LoadedSpec,
+    library_dir,
+    library_names,
+    load_spec,
+)
 from .runner_target import RunnerTarget
 
 CA_SECRET_ID = "bai-ca"
@@ -603,15 +610,9 @@ class BuildResult:
 
 
 def connect():
-    import docker
-    from docker.errors import DockerException
+    from .engine import connect as connect_engine
 
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except (DockerException, OSError) as exc:
-        raise EnvironmentProblem(f"cannot reach the Docker engine: {exc}") from exc
-    return client
+    return connect_engine()
 
 
 def tag_image(client, image_id: str, tags: list[str]) -> None:

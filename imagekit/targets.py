@@ -311,16 +311,9 @@ def _find(text: str, needle: str, start: int) -> int:
 
 def docker_client():
     """A client for the engine named by the environment (``DOCKER_HOST`` …), checked to answer."""
-    import docker
-    from docker.errors import DockerException
+    from .engine import connect
 
-    try:
-        client = docker.from_env()
-        client.ping()
-    except (DockerException, OSError) as exc:
-        where = os.environ.get("DOCKER_HOST") or "the default socket"
-        raise EnvironmentProblem(f"cannot reach the Docker engine at {where}: {exc}") from exc
-    return client
+    return connect()
 
 
 def _get_image(client, ref: str):
@@ -439,7 +432,10 @@ class ModelTarget(LoadedTarget):
 
 
 def load_model_dir(path: Path | str, image: Any = None) -> ModelTarget:
-    from krunner.services.model_definition import DEFINITION_NAMES, DEPLOYMENT_CONFIG_NAME
+    from krunner.services.model_definition import (
+        DEFINITION_NAMES,
+        DEPLOYMENT_CONFIG_NAME,
+    )
 
     root = Path(path)
     if not root.is_dir():

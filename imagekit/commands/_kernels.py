@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import os
-
 import docker
-from docker.errors import DockerException, NotFound
+from docker.errors import NotFound
 
 from krunner.contract import KERNEL_ID_LABEL
 
+from ..engine import connect
 from ..errors import EnvironmentProblem, UsageError
 from ..harness.container import SCRATCH_ROOT, KernelContainer
 from ..harness.krunner_mount import KrunnerMount
 
 
 def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except DockerException as exc:
-        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise EnvironmentProblem(f"cannot reach the Docker engine (DOCKER_HOST={host}): {exc}") from exc
-    return client
+    return connect()
 
 
 def krunner_mount(client: docker.DockerClient) -> KrunnerMount:

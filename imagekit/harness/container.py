@@ -255,9 +255,9 @@ def start_kernel_container(
     files for ``/home/config`` (e.g. ``resource.txt``).
     """
     if client is None:
-        from imagekit.localenv.engine import ensure_engine
+        from imagekit.engine import connect
 
-        client = ensure_engine()
+        client = connect()
     krunner.validate()
     kernel_id = str(uuid.uuid4())
     full_env: dict[str, str] = {
