@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .batch_fold import FOLLOWUP_GRACE_SECONDS, NEXT_STEP, BatchFold
 from .protocol import (
     EXIT_INTERNAL_ERROR,
     SERIAL_OPS,
@@ -42,7 +43,6 @@ from .protocol import (
     parse_json_payload,
     validation_message,
 )
-from .batch_fold import FOLLOWUP_GRACE_SECONDS, NEXT_STEP, BatchFold
 from .runner import Runner
 from .serial_queue import SerialQueue
 from .transport import Outbox
@@ -217,7 +217,7 @@ class Dispatcher:
             config = parse_json_payload(payload)
             if not isinstance(config, dict):
                 raise ValueError("expected a JSON object")
-            return await self.runner.services.start_model(config)
+            return await self.runner.models.start(config)
 
         await self._reply(
             Record.MODEL_SERVICE_RESULT,

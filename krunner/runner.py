@@ -82,7 +82,8 @@ class Runner:
             runtime_path=self.runtime_path,
             intrinsic_ports=intrinsic_ports,
         )
-        self.services.models = ModelServices(self.services, outbox.send)
+        self.models = ModelServices(self.services.supervisor, self.services.launcher, self.services.add_definition,
+                                    outbox.send)
         self._background: set[asyncio.Task[None]] = set()
         self.terminal: Terminal | None = None
         self.tasklog = TaskLog(task_log_path(self.paths, os.environ.get("BACKENDAI_KERNEL_ID")))
@@ -147,7 +148,7 @@ class Runner:
     async def shutdown(self) -> None:
         if self.broker is not None:
             self.broker.cancel()
-        steps = [self.jobs.kill(), self.engine.shutdown(), self.services.stop_all(), self.input_server.close()]
+        steps = [self.jobs.kill(), self.engine.shutdown(), self._stop_services(), self.input_server.close()]
         if self.terminal is not None:
             steps.append(self.terminal.shutdown())
         results = await asyncio.gather(*steps, return_exceptions=True)
@@ -159,6 +160,10 @@ class Runner:
         if killed:
             log.info("shutdown: %d process group(s) ignored SIGTERM and were killed", killed)
         await asyncio.to_thread(self.tasklog.close)
+
+    async def _stop_services(self) -> None:
+        await self.models.stop_all()  # their health checks first, then every supervised process
+        await self.services.stop_all()
 
     # -- serial ops --------------------------------------------------------------------------
 

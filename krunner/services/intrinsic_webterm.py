@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..webterm import find_assets
-from .launch import LaunchSpec
+from .launch import LaunchSpec, python_module_argv
 
 KERNEL_DIR = Path(os.environ.get("KRUNNER_KERNEL_DIR", "/opt/kernel"))
 SHELLS = ("/bin/zsh", "/bin/bash", "/bin/ash", "/bin/sh")
@@ -32,8 +32,6 @@ def launch(port: int) -> LaunchSpec | None:
         return LaunchSpec(argv=[str(ttyd), "-W", "-p", str(port), shell], launch_timeout=10)
     assets = find_assets()
     if assets is not None:
-        from .manager import python_module_argv
-
         argv = python_module_argv("krunner.webterm", "--port", str(port), "--shell", shell, "--assets", str(assets))
         return LaunchSpec(argv=argv, launch_timeout=10)
     return None

@@ -13,31 +13,27 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-import shlex
-import shutil
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..container import ContainerPaths
 from ..contract import INTRINSIC_SERVICES, SSHD_PORT, TTYD_PORT
-from ..protocol import AppInfo, AppsResult, ModelServiceResult, ServiceResult, StartServiceRequest
+from ..protocol import (
+    AppInfo,
+    AppsResult,
+    ServiceResult,
+    StartServiceRequest,
+)
 from . import template
-from .actions import ActionContext, ActionFailed, run_prestart
+from .actions import ActionFailed
 from .launch import LaunchSpec
+from .launcher import Launcher, ServiceRequestError
 from .model import DefinitionError, ServiceDefinition, load_definition
 from .supervisor import StartFailed, Supervisor
 
 log = logging.getLogger("krunner.services")
 
 
-
-
-class ServiceRequestError(ValueError):
-    pass
 
 
 class ServiceManager:
@@ -49,20 +45,17 @@ class ServiceManager:
         paths: ContainerPaths | None = None,
         runtime_path: str = "",
         intrinsic_ports: dict[str, int] | None = None,
-        notify: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.defs_dir = defs_dir
         self.paths = paths or ContainerPaths()
         self.env = dict(env or {})
         self.runtime_path = runtime_path
         self.intrinsic_ports = intrinsic_ports or {"sshd": SSHD_PORT, "ttyd": TTYD_PORT}
-        self.notify = notify
         self.definitions: dict[str, ServiceDefinition] = {}
         self.broken: dict[str, str] = {}
         self.supervisor = Supervisor(self.env, self.paths.work_dir)
-        self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self.launcher = Launcher(self.env, self.paths, runtime_path)
         self._sshd_host_key: str | None = None
-        self.models = None  # the model-service engine, attached by the runner
 
     # -- definitions -------------------------------------------------------------------------
 
@@ -113,7 +106,7 @@ class ServiceManager:
             return ServiceResult(status="started")  # the user runs it; nothing to spawn
         if request.protocol == "pty":
             return ServiceResult(status="failed", error="not implemented yet")
-        async with self._locks[name]:
+        async with self.supervisor.exclusive(name):
             if self.supervisor.is_running(name):
                 return ServiceResult(status="running")
             try:
@@ -128,19 +121,12 @@ class ServiceManager:
             return ServiceResult(status="started")
 
     async def shutdown(self, name: str) -> None:
-        async with self._locks[name]:
+        async with self.supervisor.exclusive(name):
             if not await self.supervisor.stop(name):
                 log.info("shutdown-service %r: not running", name)
 
     async def stop_all(self) -> None:
-        if self.models is not None:
-            await self.models.stop_all()
         await self.supervisor.stop_all()
-
-    async def start_model(self, config: dict[str, Any]) -> ModelServiceResult:
-        if self.models is None:
-            return ModelServiceResult(status="failed", error="model services are not available")
-        return await self.models.start(config)
 
     async def start_intrinsic(self) -> None:
         """Start sshd and the web terminal if their programs exist (failures are only logged)."""
@@ -180,7 +166,7 @@ class ServiceManager:
             raise ServiceRequestError(f"unsupported service: {name}")
         if definition.noop:
             return None
-        return await self.build_launch(name, definition, request)
+        return await self.launcher.build(name, definition, request)
 
     async def _intrinsic_spec(self, request: StartServiceRequest) -> LaunchSpec:
         port = request.port or self.intrinsic_ports.get(request.name)
@@ -201,64 +187,3 @@ class ServiceManager:
         if spec is None:
             raise ServiceRequestError("the web terminal is not available in this image")
         return spec
-
-    async def build_launch(
-        self, name: str, definition: ServiceDefinition, request: StartServiceRequest, cwd: str | None = None
-    ) -> LaunchSpec:
-        options = request.options or {}
-        arguments = request.arguments if request.arguments is not None else options.get("arguments") or {}
-        envs = request.envs if request.envs is not None else options.get("envs") or {}
-        if not isinstance(arguments, dict) or not isinstance(envs, dict):
-            raise ServiceRequestError("options.arguments and options.envs must be objects")
-        for arg in arguments:
-            if arg not in definition.allowed_arguments:
-                raise ServiceRequestError(f"argument {arg} is not allowed for service {name}")
-        for key in envs:
-            if key not in definition.allowed_envs:
-                raise ServiceRequestError(f"environment variable {key} is not allowed for service {name}")
-
-        ports = request.ports or ([request.port] if request.port else [])
-        variables: dict[str, Any] = {"ports": ports, "runtime_path": self.runtime_path}
-        ctx = ActionContext(variables, self.env, cwd or str(self.paths.work_dir), name)
-        await run_prestart(definition.prestart_actions, ctx)
-
-        def render(text: str) -> str:
-            return template.render(text, variables)
-
-        extra: list[str] = []
-        merged: dict[str, Any] = {k: ("t", v) for k, v in definition.default_arguments.items()}
-        merged.update({k: ("c", v) for k, v in arguments.items()})  # client values are taken literally
-        for arg, (origin, value) in merged.items():
-            extra.append(arg)
-            values = [] if value is None else value if isinstance(value, list) else [value]
-            extra += [render(str(v)) if origin == "t" else str(v) for v in values]
-
-        command = definition.command
-        if isinstance(command, list):
-            argv = [render(part) for part in command] + extra
-        else:
-            rendered = render(command or "")
-            if definition.shell is None or definition.shell == "":
-                argv = shlex.split(rendered) + extra
-            else:
-                shell = self._resolve_shell(definition.shell)
-                if extra:
-                    rendered += " " + " ".join(shlex.quote(a) for a in extra)
-                argv = [shell, "-c", rendered]
-        env = {render(k): render(v) for k, v in definition.env.items()}
-        env.update({str(k): str(v) for k, v in envs.items()})
-        return LaunchSpec(argv=argv, env=env, cwd=cwd, launch_timeout=definition.launch_timeout)
-
-    def _resolve_shell(self, shell: str) -> str:
-        if shell == "auto":
-            for candidate in ("bash", "sh"):
-                found = shutil.which(candidate, path=self.env.get("PATH"))
-                if found:
-                    return found
-            return "/bin/sh"
-        return shell
-
-
-def python_module_argv(module: str, *args: str) -> list[str]:
-    """argv running a krunner module with the runner's own interpreter."""
-    return [sys.executable, "-s", "-m", module, *args]

@@ -32,10 +32,18 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..protocol import ModelServiceResult, ModelServiceStatus, Record, StartServiceRequest, encode_json, validation_message
+from ..protocol import (
+    ModelServiceResult,
+    ModelServiceStatus,
+    Record,
+    StartServiceRequest,
+    encode_json,
+    validation_message,
+)
 from . import model_definition as md
+from .launcher import Launcher
 from .model import ServiceDefinition
-from .supervisor import StartFailed
+from .supervisor import StartFailed, Supervisor
 
 log = logging.getLogger("krunner.services.model")
 
@@ -76,8 +84,19 @@ async def http_status(port: int, path: str, timeout: float) -> int:
 
 
 class ModelServices:
-    def __init__(self, manager, send: Callable[[Record, bytes], None]) -> None:
-        self.manager = manager
+    """The agent's ``start-model-service``: a peer of the service-port manager, sharing its supervisor
+    (one process table, one exclusion per name) and launcher."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor | None,
+        launcher: Launcher | None,
+        register: Callable[[str, ServiceDefinition], None],
+        send: Callable[[Record, bytes], None],
+    ) -> None:
+        self.supervisor = supervisor
+        self.launcher = launcher
+        self.register = register  # makes the model's service visible to get-apps / shutdown-service
         self.send = send
         self.health_tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -107,7 +126,7 @@ class ModelServices:
             )
         except ValidationError as exc:
             return ModelServiceResult(status="failed", error=f"bad model service: {validation_message(exc)}")
-        self.manager.add_definition(name, definition)
+        self.register(name, definition)
         request = StartServiceRequest(name=name, port=spec.port, ports=[spec.port], protocol="http")
         t0 = time.monotonic()
         result = await self._start_within_budget(name, definition, request, config.model_path)
@@ -119,14 +138,14 @@ class ModelServices:
     async def _start_within_budget(
         self, name: str, definition: ServiceDefinition, request: StartServiceRequest, cwd: str
     ) -> ModelServiceResult:
-        manager = self.manager
-        async with manager._locks[name]:
-            if manager.supervisor.is_running(name):
+        assert self.supervisor is not None and self.launcher is not None
+        async with self.supervisor.exclusive(name):
+            if self.supervisor.is_running(name):
                 return ModelServiceResult(status="running")
             try:
-                launch = await manager.build_launch(name, definition, request, cwd=cwd)
+                launch = await self.launcher.build(name, definition, request, cwd=cwd)
                 # alive but not listening yet when the agent's wait runs out: report "started"
-                await manager.supervisor.start(name, launch, request.ports, keep_on_timeout=True)
+                await self.supervisor.start(name, launch, request.ports, keep_on_timeout=True)
             except StartFailed as exc:
                 return ModelServiceResult(status="failed", error=str(exc))
             except Exception as exc:  # template/action/argument errors: report them, not a generic text

@@ -87,6 +87,12 @@ class Supervisor:
         self.base_env = base_env
         self.work_dir = work_dir
         self.running: dict[str, ServiceProcess] = {}
+        self._exclusion: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+
+    def exclusive(self, name: str) -> asyncio.Lock:
+        """Held around a start or stop of *name*: a second start of the same service waits for the
+        first and then finds it running; different services start concurrently."""
+        return self._exclusion[name]
 
     def is_running(self, name: str) -> bool:
         proc = self.running.get(name)

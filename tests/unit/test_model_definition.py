@@ -217,7 +217,7 @@ def test_health_loop_probes_at_once_and_uses_the_grace_period(monkeypatch):
 
     monkeypatch.setattr(model_service, "http_status", fails)
     rec = _Recorder()
-    engine = ModelServices(manager=None, send=rec)
+    engine = ModelServices(supervisor=None, launcher=None, register=lambda *_: None, send=rec)
     hc = md.HealthCheck(enable=True, interval=0.01, max_retries=2, initial_delay=0.3)
 
     async def run():
@@ -236,7 +236,7 @@ def test_health_loop_probes_at_once_and_uses_the_grace_period(monkeypatch):
 
 def test_no_health_check_unless_enabled():
     rec = _Recorder()
-    engine = ModelServices(manager=None, send=rec)
+    engine = ModelServices(supervisor=None, launcher=None, register=lambda *_: None, send=rec)
 
     async def run():
         engine._start_health("m", md.ModelService(port=8000, health_check=md.HealthCheck()))
