@@ -154,13 +154,8 @@ def run_install(args: argparse.Namespace) -> int:
         return run_stock_install()
     local_env_error, docker_error, manifest_error = _errors()
     tarball = args.tarball
-    if tarball is not None and not tarball.is_file():
-        raise UsageError(f"--tarball {tarball} does not exist")
     try:
-        if tarball is None:
-            from imagekit.bundle.build import build_bundle
-
-            tarball = build_bundle().tarball
+        tarball = _given_or_built_tarball(tarball)
         result = install_volume(tarball, name=args.volume, force=args.force)
     except manifest_error as exc:
         raise UsageError(f"{tarball}: not a usable krunner bundle: {exc}") from exc

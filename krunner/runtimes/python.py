@@ -41,6 +41,7 @@ class ReplDied(Exception):
 
 class PythonRepl(QueryEngineBase):
     keeps_state = True
+
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self._child: ChildProcess | None = None
