@@ -11,7 +11,7 @@ import signal
 import zmq
 import zmq.asyncio
 
-from .container import ContainerPaths, read_intrinsic_ports
+from .container_env import ContainerPaths, read_intrinsic_ports
 from .dispatcher import Dispatcher
 from .runner import Runner
 from .runtimes.languages import Language

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .contract import INTRINSIC_PORT_KEYS, SERVICE_DEFS_DIR
 
-log = logging.getLogger("krunner.container")
+log = logging.getLogger("krunner.container_env")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 KRUNNER_PREFIX = "/opt/backend.ai"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import zmq.asyncio
 
-from .container import ContainerPaths, build_child_env, task_log_path
+from .container_env import ContainerPaths, build_child_env, task_log_path
 from .contract import PTY_IN_PORT, PTY_OUT_PORT
 from .jobs import JobRunner
 from .proc import terminate_started
@@ -24,12 +24,12 @@ from .protocol import EXIT_NOTHING_TO_RUN, Op, Record
 from .runtimes.base import RuntimeContext, resolve_runtime_path
 from .runtimes.languages import Language, QueryEngine
 from .runtimes.registry import engine_class
+from .services.inference import ModelServices
 from .services.manager import ServiceManager
-from .services.model_service import ModelServices
 from .tasklog import TaskLog
 from .terminal import Terminal
 from .transport import Outbox
-from .user_input import InputBroker, InputSocketServer
+from .user_input import InputSocketServer, RunnerInputBroker
 
 #: SIGTERM → SIGKILL grace for leftover processes at shutdown (the runner exits within 2 s)
 SHUTDOWN_GRACE_SECONDS = 1.0
@@ -61,7 +61,7 @@ class Runner:
         self.runtime_path = resolve_runtime_path(language, runtime_path, self.env["PATH"])
         self.jobs = JobRunner(outbox, str(self.paths.work_dir))
         engine_cls = engine_class(language)
-        self.broker = InputBroker(outbox) if engine_cls.supports_input else None
+        self.broker = RunnerInputBroker(outbox) if engine_cls.supports_input else None
         self.ctx = RuntimeContext(
             language=language,
             runtime_path=self.runtime_path,

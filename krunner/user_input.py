@@ -29,7 +29,10 @@ class InputCancelled(Exception):
     """The pending prompt was released by an interrupt or by the end of its run."""
 
 
-class InputBroker:
+class RunnerInputBroker:
+    """The runner's side: one prompt at a time, announced to the agent and answered by its
+    ``input`` op (the REPL child's side is ``python_child.user_input.ChildInputBroker``)."""
+
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
         self._pending: asyncio.Future[str] | None = None
@@ -81,7 +84,7 @@ class InputSocketServer:
     user's text, then EOF.  A cancelled prompt closes the connection with no data.
     """
 
-    def __init__(self, path: Path, broker: InputBroker | None) -> None:
+    def __init__(self, path: Path, broker: RunnerInputBroker | None) -> None:
         self.path = path
         self.broker = broker
         self._server: asyncio.base_events.Server | None = None

@@ -7,7 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..build import (
+from ..console import paint, progress
+from ..errors import UsageError
+from ..findings import Finding, Severity
+from ..image_build import (
     BuildOptions,
     BuildResult,
     connect,
@@ -17,9 +20,6 @@ from ..build import (
     rewrite_for_ca,
     run_build,
 )
-from ..console import paint, progress
-from ..errors import UsageError
-from ..findings import Finding, Severity
 from ..runner_target import RUNNER_CHOICES, RUNNER_HELP, RunnerTarget
 
 EXIT_OK, EXIT_FINDINGS = 0, 1

@@ -1,7 +1,7 @@
 """BAI2xx: service-definition files (``/etc/backend.ai/service-defs/<name>.json``) and the label.
 
 Every file is loaded with krunner's own loader
-(:func:`krunner.services.model.load_definition`), so a file passes here exactly
+(:func:`krunner.services.service_def.load_definition`), so a file passes here exactly
 when the runner in the container will accept it.  The checks only run when the
 target can tell which def files it has (``KernelInputs.service_defs`` is not None).
 """
@@ -17,13 +17,27 @@ from pathlib import Path
 
 from krunner.contract import RUNTIME_TYPE_LABEL
 from krunner.services import template
-from krunner.services.model import DefinitionError, ServiceDefinition, load_definition
+from krunner.services.service_def import (
+    DefinitionError,
+    ServiceDefinition,
+    load_definition,
+)
 
 from ..findings import Finding, Location
 from ..kernel_inputs import KernelInputs, ServiceDefSource
-from ..runner_target import AGENT_START_SERVICE_WAIT_SECONDS, STOCK_ACTION_ARGS, STOCK_SERVICE_DEF_KEYS
+from ..runner_target import (
+    AGENT_START_SERVICE_WAIT_SECONDS,
+    STOCK_ACTION_ARGS,
+    STOCK_SERVICE_DEF_KEYS,
+)
 from .catalogue import rule
-from .service_ports import INTRINSIC_NAMES, LABEL, SPAWNED_PROTOCOLS, PortEntry, declared
+from .service_ports import (
+    INTRINSIC_NAMES,
+    LABEL,
+    SPAWNED_PROTOCOLS,
+    PortEntry,
+    declared,
+)
 
 SUBJECT = "service-defs"
 URL_VARIABLES = ("protocol", "host", "port")

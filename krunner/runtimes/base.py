@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ..container import ContainerPaths
+from ..container_env import ContainerPaths
 from ..jobs import JobRunner
 from ..transport import Outbox
-from ..user_input import InputBroker
+from ..user_input import RunnerInputBroker
 from .languages import Language
 
 
@@ -22,7 +22,7 @@ class RuntimeContext:
     env: dict[str, str]  # the child environment (see container.build_child_env)
     outbox: Outbox
     jobs: JobRunner
-    broker: InputBroker | None
+    broker: RunnerInputBroker | None
 
     @property
     def cwd(self) -> str:

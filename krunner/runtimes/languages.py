@@ -28,7 +28,7 @@ class QueryEngine(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class Rule:
+class BatchRule:
     when: str  # a path relative to the working directory that must exist
     command: str
 
@@ -59,8 +59,8 @@ class Language:
     query: str = ""
     source_name: str = "main.txt"
     source_prelude: str = ""
-    build: tuple[Rule, ...] = ()
-    exec: tuple[Rule, ...] = ()
+    build: tuple[BatchRule, ...] = ()
+    exec: tuple[BatchRule, ...] = ()
     build_required: bool = False  # compiled languages: no build rule matching is an error
     pty: bool = False
     aliases: tuple[str, ...] = ()
@@ -68,7 +68,7 @@ class Language:
 
 
 C_LIBS = "-lm -lrt -pthread -ldl"
-RUN_MAIN = (Rule("main", "./main"), Rule("a.out", "./a.out"))
+RUN_MAIN = (BatchRule("main", "./main"), BatchRule("a.out", "./a.out"))
 
 LANGUAGES: tuple[Language, ...] = (
     Language(
@@ -76,11 +76,11 @@ LANGUAGES: tuple[Language, ...] = (
         runtime_paths=("/usr/bin/python3", "/usr/local/bin/python3", "python3", "python"),
         query_engine=QueryEngine.PYTHON_REPL,
         build=(
-            Rule("setup.py", "{runtime} -m pip install --user -e ."),
-            Rule("pyproject.toml", "{runtime} -m pip install --user -e ."),
-            Rule("requirements.txt", "{runtime} -m pip install --user -r requirements.txt"),
+            BatchRule("setup.py", "{runtime} -m pip install --user -e ."),
+            BatchRule("pyproject.toml", "{runtime} -m pip install --user -e ."),
+            BatchRule("requirements.txt", "{runtime} -m pip install --user -r requirements.txt"),
         ),
-        exec=(Rule("main.py", "{runtime} main.py"),),
+        exec=(BatchRule("main.py", "{runtime} main.py"),),
         smoke=SmokeSample(
             query=f"print('{SMOKE_MARKER}' + str(6 * 7))",
             fail="raise SystemExit(3)",
@@ -101,7 +101,7 @@ LANGUAGES: tuple[Language, ...] = (
         name="shell",
         runtime_paths=("/bin/bash", "/bin/ash", "/bin/sh"),
         query_engine=QueryEngine.SHELL,
-        exec=(Rule("main.sh", "{runtime} main.sh"),),
+        exec=(BatchRule("main.sh", "{runtime} main.sh"),),
         pty=True,
         aliases=("bash", "sh"),
         smoke=SmokeSample(
@@ -117,7 +117,7 @@ LANGUAGES: tuple[Language, ...] = (
         runtime_paths=("gcc", "cc", "clang"),
         query="{runtime} -Wall -o {dir}/main {src} " + C_LIBS + " && {dir}/main",
         source_name="main.c",
-        build=(Rule("main.c", "{runtime} -Wall -O2 -o ./main $(find . -name '*.c' -not -path './.*') " + C_LIBS),),
+        build=(BatchRule("main.c", "{runtime} -Wall -O2 -o ./main $(find . -name '*.c' -not -path './.*') " + C_LIBS),),
         build_required=True,
         exec=RUN_MAIN,
         smoke=SmokeSample(
@@ -134,7 +134,7 @@ LANGUAGES: tuple[Language, ...] = (
         query="{runtime} -Wall -o {dir}/main {src} " + C_LIBS + " && {dir}/main",
         source_name="main.cpp",
         build=(
-            Rule("main.cpp", "{runtime} -Wall -O2 -o ./main $(find . -name '*.cpp' -not -path './.*') " + C_LIBS),
+            BatchRule("main.cpp", "{runtime} -Wall -O2 -o ./main $(find . -name '*.cpp' -not -path './.*') " + C_LIBS),
         ),
         build_required=True,
         exec=RUN_MAIN,
@@ -152,18 +152,18 @@ LANGUAGES: tuple[Language, ...] = (
         runtime_paths=("javac",),
         query="cd {dir} && {runtime} Main.java && java -cp {dir} Main",
         source_name="Main.java",
-        build=(Rule("Main.java", "{runtime} -d . $(find . -name '*.java' -not -path './.*')"),),
+        build=(BatchRule("Main.java", "{runtime} -d . $(find . -name '*.java' -not -path './.*')"),),
         build_required=True,
-        exec=(Rule("main/Main.class", "java main.Main"), Rule("Main.class", "java Main")),
+        exec=(BatchRule("main/Main.class", "java main.Main"), BatchRule("Main.class", "java Main")),
     ),
     Language(
         name="go",
         runtime_paths=("go", "/usr/local/go/bin/go"),
         query="{runtime} run {src}",
         source_name="main.go",
-        build=(Rule("go.mod", "{runtime} build -o main ."), Rule("main.go", "{runtime} build -o main main.go")),
+        build=(BatchRule("go.mod", "{runtime} build -o main ."), BatchRule("main.go", "{runtime} build -o main main.go")),
         build_required=True,
-        exec=(Rule("main", "./main"),),
+        exec=(BatchRule("main", "./main"),),
         aliases=("golang",),
     ),
     Language(
@@ -171,17 +171,17 @@ LANGUAGES: tuple[Language, ...] = (
         runtime_paths=("rustc",),
         query="{runtime} -o {dir}/main {src} && {dir}/main",
         source_name="main.rs",
-        build=(Rule("Cargo.toml", "cargo build --release"), Rule("main.rs", "{runtime} -O -o main main.rs")),
+        build=(BatchRule("Cargo.toml", "cargo build --release"), BatchRule("main.rs", "{runtime} -O -o main main.rs")),
         build_required=True,
-        exec=(Rule("Cargo.toml", "cargo run --release"), Rule("main", "./main")),
+        exec=(BatchRule("Cargo.toml", "cargo run --release"), BatchRule("main", "./main")),
     ),
     Language(
         name="nodejs",
         runtime_paths=("node", "nodejs"),
         query="{runtime} {src}",
         source_name="main.js",
-        build=(Rule("package.json", "npm install"),),
-        exec=(Rule("main.js", "{runtime} main.js"), Rule("package.json", "npm start")),
+        build=(BatchRule("package.json", "npm install"),),
+        exec=(BatchRule("main.js", "{runtime} main.js"), BatchRule("package.json", "npm start")),
         aliases=("node", "javascript"),
         smoke=SmokeSample(
             query=f"console.log('{SMOKE_MARKER}' + (6 * 7))",
@@ -196,7 +196,7 @@ LANGUAGES: tuple[Language, ...] = (
         runtime_paths=("Rscript",),
         query="{runtime} {src}",
         source_name="main.R",
-        exec=(Rule("main.R", "{runtime} main.R"),),
+        exec=(BatchRule("main.R", "{runtime} main.R"),),
         smoke=SmokeSample(
             query=f"cat(paste0('{SMOKE_MARKER}', 6 * 7), '\\n')",
             fail="quit(status = 3)",
@@ -210,7 +210,7 @@ LANGUAGES: tuple[Language, ...] = (
         runtime_paths=("julia",),
         query="{runtime} {src}",
         source_name="main.jl",
-        exec=(Rule("main.jl", "{runtime} main.jl"),),
+        exec=(BatchRule("main.jl", "{runtime} main.jl"),),
     ),
     Language(
         name="php",
@@ -218,30 +218,30 @@ LANGUAGES: tuple[Language, ...] = (
         query="{runtime} {src}",
         source_name="main.php",
         source_prelude="<?php\n",
-        exec=(Rule("main.php", "{runtime} main.php"),),
+        exec=(BatchRule("main.php", "{runtime} main.php"),),
     ),
     Language(
         name="lua",
         runtime_paths=("lua", "lua5.4", "lua5.3"),
         query="{runtime} {src}",
         source_name="main.lua",
-        exec=(Rule("main.lua", "{runtime} main.lua"),),
+        exec=(BatchRule("main.lua", "{runtime} main.lua"),),
     ),
     Language(
         name="haskell",
         runtime_paths=("runhaskell",),
         query="{runtime} {src}",
         source_name="Main.hs",
-        build=(Rule("main.hs", "ghc --make -o main main.hs"), Rule("Main.hs", "ghc --make -o main Main.hs")),
+        build=(BatchRule("main.hs", "ghc --make -o main main.hs"), BatchRule("Main.hs", "ghc --make -o main Main.hs")),
         build_required=True,
-        exec=(Rule("main", "./main"),),
+        exec=(BatchRule("main", "./main"),),
     ),
     Language(
         name="octave",
         runtime_paths=("octave-cli",),
         query="{runtime} {src}",
         source_name="main.m",
-        exec=(Rule("main.m", "{runtime} main.m"),),
+        exec=(BatchRule("main.m", "{runtime} main.m"),),
     ),
 )
 

@@ -17,7 +17,13 @@ from typing import Any
 
 from ..proc import started_group
 from . import template
-from .model import LogArgs, MkdirArgs, RunCommandArgs, WriteFileArgs, WriteTempfileArgs
+from .service_def import (
+    LogArgs,
+    MkdirArgs,
+    RunCommandArgs,
+    WriteFileArgs,
+    WriteTempfileArgs,
+)
 
 log = logging.getLogger("krunner.services.actions")
 

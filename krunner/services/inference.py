@@ -42,10 +42,10 @@ from ..protocol import (
 )
 from . import model_definition as md
 from .launcher import Launcher
-from .model import ServiceDefinition
+from .service_def import ServiceDefinition
 from .supervisor import StartFailed, Supervisor
 
-log = logging.getLogger("krunner.services.model")
+log = logging.getLogger("krunner.services.inference")
 
 REPLY_MARGIN = 2.0
 

@@ -7,7 +7,7 @@ The service engine calls, for the service named ``sshd``:
   SSH config; returns the host key to use;
 * :func:`sshd_launch` for every (re)start — the dropbear argv.
 
-Every location comes from :class:`~krunner.container.ContainerPaths` or an
+Every location comes from :class:`~krunner.container_env.ContainerPaths` or an
 overridable environment variable, so the whole preparation runs on a
 developer's host (with fake key tools) in unit tests.
 
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..container import ContainerPaths
+from ..container_env import ContainerPaths
 from ..contract import SSHD_PORT
 from .launch import LaunchSpec
 

@@ -2,7 +2,7 @@
 
 Checks the client's arguments and environment against the definition, runs the prestart
 actions, renders the templates and resolves the shell. Used for service ports
-(:mod:`.manager`) and model services (:mod:`.model_service`) alike.
+(:mod:`.manager`) and model services (:mod:`.inference`) alike.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import shlex
 import shutil
 from typing import Any
 
-from ..container import ContainerPaths
+from ..container_env import ContainerPaths
 from ..protocol import StartServiceRequest
 from . import template
 from .actions import ActionContext, run_prestart
 from .launch import LaunchSpec
-from .model import ServiceDefinition
+from .service_def import ServiceDefinition
 
 
 class ServiceRequestError(ValueError):

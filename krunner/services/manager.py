@@ -16,7 +16,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from ..container import ContainerPaths
+from ..container_env import ContainerPaths
 from ..contract import INTRINSIC_SERVICES, SSHD_PORT, TTYD_PORT
 from ..protocol import (
     AppInfo,
@@ -28,7 +28,7 @@ from . import template
 from .actions import ActionFailed
 from .launch import LaunchSpec
 from .launcher import Launcher, ServiceRequestError
-from .model import DefinitionError, ServiceDefinition, load_definition
+from .service_def import DefinitionError, ServiceDefinition, load_definition
 from .supervisor import StartFailed, Supervisor
 
 log = logging.getLogger("krunner.services")

@@ -16,7 +16,7 @@ import docker
 import pytest
 from docker.errors import ImageNotFound, NotFound
 
-from imagekit.build import CA_ARGS, CA_TARGET
+from imagekit.image_build import CA_ARGS, CA_TARGET
 
 pytestmark = pytest.mark.docker
 

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from krunner.services.model import load_definition
+from krunner.services.service_def import load_definition
 from krunner.webterm import protocol as tty
 from tests.kernels import DockerKernel, ssh_login_and_sftp
 

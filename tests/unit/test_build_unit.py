@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from imagekit import build
-from imagekit.build import (
+from imagekit import image_build
+from imagekit.commands.init import scaffold
+from imagekit.errors import EnvironmentProblem, UsageError
+from imagekit.findings import Finding, Severity
+from imagekit.image_build import (
     CA_ARGS,
     CA_MOUNT,
     BuildOptions,
@@ -22,9 +25,6 @@ from imagekit.build import (
     rewrite_for_ca,
     run_build,
 )
-from imagekit.commands.init import scaffold
-from imagekit.errors import EnvironmentProblem, UsageError
-from imagekit.findings import Finding, Severity
 
 CLI = [sys.executable, "-m", "imagekit.cli"]
 ARGS = [f"ARG {name}=/run/secrets/bai-ca.pem" for name in CA_ARGS]
@@ -123,9 +123,9 @@ def test_no_buildkit_cli_is_an_environment_problem(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("BAI_IMAGEKIT_DOCKER_CLI", str(fake))
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(build, "_cli_ok", lambda cli: cli == "never")
+    monkeypatch.setattr(image_build, "_cli_ok", lambda cli: cli == "never")
     with pytest.raises(EnvironmentProblem, match="BuildKit build secrets"):
-        build.find_buildkit_cli()
+        image_build.find_buildkit_cli()
 
 
 # --------------------------------------------------------------------------- kernel layer and plan
@@ -210,7 +210,7 @@ def test_missing_label_findings_are_deferred_to_the_image(tmp_path, monkeypatch)
     scaffold(tmp_path, "python", [])
     missing = Finding(rule="BAI001", severity=Severity.ERROR, message="missing", label="ai.backend.not-set")
     monkeypatch.setattr("imagekit.validate.check", lambda inputs: [missing])
-    assert build.prebuild_findings(make_plan(BuildOptions(path=tmp_path))) == []
+    assert image_build.prebuild_findings(make_plan(BuildOptions(path=tmp_path))) == []
 
 
 # --------------------------------------------------------------------------- the real CLI

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from krunner.container import ContainerPaths
+from krunner.container_env import ContainerPaths
 from krunner.services.intrinsic_sshd import (
     DropbearTools,
     SshdSetupError,

@@ -15,7 +15,7 @@ import pytest
 from imagekit.rules.model_definition import ImageContext, check_folder
 from imagekit.targets import detect_kind, open_targets
 from krunner.services import model_definition as md
-from krunner.services.model_service import ModelServices
+from krunner.services.inference import ModelServices
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_PYTHON = REPO / ".cache" / "agent-venv" / "bin" / "python"
@@ -207,7 +207,7 @@ class _Recorder:
 
 
 def test_health_loop_probes_at_once_and_uses_the_grace_period(monkeypatch):
-    from krunner.services import model_service
+    from krunner.services import inference
 
     calls = []
 
@@ -215,7 +215,7 @@ def test_health_loop_probes_at_once_and_uses_the_grace_period(monkeypatch):
         calls.append(path)
         raise OSError("refused")
 
-    monkeypatch.setattr(model_service, "http_status", fails)
+    monkeypatch.setattr(inference, "http_status", fails)
     rec = _Recorder()
     engine = ModelServices(supervisor=None, launcher=None, register=lambda *_: None, send=rec)
     hc = md.HealthCheck(enable=True, interval=0.01, max_retries=2, initial_delay=0.3)

@@ -11,7 +11,7 @@ from imagekit.findings import Location
 from imagekit.kernel_inputs import KernelInputs, ServiceDefSource
 from imagekit.rules import service_defs
 from imagekit.rules.service_defs import key_line
-from krunner.services.model import DefinitionError, load_definition
+from krunner.services.service_def import DefinitionError, load_definition
 
 REPO = Path(__file__).resolve().parents[2]
 LABEL = "ai.backend.service-ports"

@@ -13,7 +13,12 @@ import pytest
 
 from krunner.services import template
 from krunner.services.actions import ActionContext, ActionFailed, run_prestart
-from krunner.services.model import DefinitionError, ServiceDefinition, json_schema_text, load_definition
+from krunner.services.service_def import (
+    DefinitionError,
+    ServiceDefinition,
+    json_schema_text,
+    load_definition,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "service-defs" / "schema.json"
@@ -140,7 +145,7 @@ def test_unreadable_files(tmp_path, content, reason):
 
 
 def test_schema_file_is_in_sync_with_the_models():
-    assert SCHEMA_FILE.read_text() == json_schema_text(), "run: python -m krunner.services.model > service-defs/schema.json"
+    assert SCHEMA_FILE.read_text() == json_schema_text(), "run: python -m krunner.services.service_def > service-defs/schema.json"
 
 
 def test_library_validates_against_schema_and_models():

@@ -20,7 +20,7 @@ from .framing import COMMAND_FD, CONTROL_FD, FrameDecoder
 from .inline_plots import InlinePlots
 from .interrupts import InterruptGuard, block_sigint, restore_sigmask
 from .streams import Flusher, OutputStreams
-from .user_input import InputBroker, install_input_hooks
+from .user_input import ChildInputBroker, install_input_hooks
 
 REPL_MODULE_NAME = "_krunner_repl"
 _EOF = object()
@@ -65,7 +65,7 @@ class Repl:
         self.streams = OutputStreams()
         self.channel = ControlChannel(CONTROL_FD, self.streams, self.guard)
         self.flusher = Flusher(self.streams)
-        self.inputs = InputBroker(self.channel)
+        self.inputs = ChildInputBroker(self.channel)
         self.displayer = Displayer(self.channel)
         self.plots = InlinePlots(self.displayer)
         self.namespace: dict = {}

@@ -16,8 +16,9 @@ class _PendingInput:
         self.text = ""
 
 
-class InputBroker:
-    """Turns input()/getpass() calls into input_request events."""
+class ChildInputBroker:
+    """The REPL child's side: turns input()/getpass() calls into ``input_request`` events to the
+    runner (whose side is ``krunner.user_input.RunnerInputBroker``)."""
 
     def __init__(self, channel: ControlChannel) -> None:
         self._channel = channel
@@ -75,7 +76,7 @@ def _write_prompt(prompt: str) -> None:
 class InputStdin(io.TextIOBase):
     """sys.stdin replacement: every line is requested from the client."""
 
-    def __init__(self, broker: InputBroker) -> None:
+    def __init__(self, broker: ChildInputBroker) -> None:
         super().__init__()
         self._broker = broker
         self._pending = ""
@@ -119,7 +120,7 @@ class InputStdin(io.TextIOBase):
         return chunk
 
 
-def install_input_hooks(broker: InputBroker) -> None:
+def install_input_hooks(broker: ChildInputBroker) -> None:
     def krunner_input(prompt: object = "") -> str:
         return broker.request(str(prompt), False)
 
