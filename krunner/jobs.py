@@ -59,6 +59,7 @@ class JobRunner:
                 cwd=cwd or self.cwd,
                 stdout_sink=self._sink(Record.STDOUT, tasklog),
                 stderr_sink=self._sink(Record.STDERR, tasklog),
+                gate=self.outbox.gate,  # the job blocks on its pipes while the agent does not take output
             )
         except FileNotFoundError:
             self.report(Record.STDERR, f"{argv[0]}: command not found\n", tasklog)

@@ -5,6 +5,11 @@ event loop (no thread, no extra copies) and handed to a sink callback.  A pump
 can also be drained synchronously, which is how the runner guarantees that the
 output a program wrote *before* it asked for input (or before a REPL control
 event) is sent before the ``waiting-input`` record.
+
+A pump given a :class:`~krunner.transport.FlowGate` stops reading while the gate is closed (the
+outbox holds its budget of unsent output): the pipe fills and the writing process blocks on it,
+as on a terminal, until the agent takes the output.  A synchronous drain ignores the gate; it
+reads at most what the pipe holds (:data:`PIPE_SIZE`), so it overshoots the budget by that much.
 """
 
 from __future__ import annotations
@@ -17,15 +22,27 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO
+from typing import IO, Protocol
 
 log = logging.getLogger("krunner.proc")
 
-READ_CHUNK = 1024 * 1024
+#: one read; the outbox sends records of at most this size (transport.MAX_CHUNK), so reads are not split
+READ_CHUNK = 256 * 1024
+#: reads per readiness callback, so one chatty pipe cannot starve the loop
+READS_PER_WAKEUP = 32
 PIPE_SIZE = 1024 * 1024
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 Sink = Callable[[bytes], None]
+
+
+class Gate(Protocol):
+    """What a pump needs of :class:`krunner.transport.FlowGate`."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def when_open(self, callback: Callable[[], None]) -> None: ...
 
 #: the process groups (= sessions) of every process the runner started: jobs, the REPL, services,
 #: prestart commands, the PTY shell. A background child (``cmd &``) stays in its parent's group
@@ -74,9 +91,11 @@ def _enlarge_pipe(fd: int) -> None:
 class PipePump:
     """Reads one pipe until EOF, feeding chunks to ``sink``."""
 
-    def __init__(self, fd: int, sink: Sink) -> None:
+    def __init__(self, fd: int, sink: Sink, gate: Gate | None = None) -> None:
         self._fd = fd
         self._sink = sink
+        self._gate = gate
+        self._paused = False
         self._loop = asyncio.get_running_loop()
         self._eof = self._loop.create_future()
         os.set_blocking(fd, False)
@@ -86,11 +105,33 @@ class PipePump:
     def closed(self) -> bool:
         return self._eof.done()
 
+    @property
+    def paused(self) -> bool:
+        """Not reading: the outbox is full (the writer blocks once the pipe is full too)."""
+        return self._paused
+
     def _on_readable(self) -> None:
-        # Read a bounded number of chunks per wakeup so one chatty pipe cannot starve the loop.
-        for _ in range(8):
+        gate = self._gate
+        for _ in range(READS_PER_WAKEUP):
+            if gate is not None and not gate.is_open:
+                self._pause(gate)
+                return
             if not self._read_once():
                 return
+
+    def _pause(self, gate: Gate) -> None:
+        if self._paused or self.closed:
+            return
+        self._paused = True
+        self._loop.remove_reader(self._fd)
+        gate.when_open(self._resume)
+
+    def _resume(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        if not self.closed:
+            self._loop.add_reader(self._fd, self._on_readable)
 
     def _read_once(self) -> bool:
         try:
@@ -117,6 +158,7 @@ class PipePump:
     def _close(self) -> None:
         if self._eof.done():
             return
+        self._paused = False
         self._loop.remove_reader(self._fd)
         with contextlib.suppress(OSError):
             os.close(self._fd)
@@ -164,10 +206,12 @@ class ChildProcess:
         stderr_sink: Sink,
         stdin: int | IO[bytes] | None = subprocess.DEVNULL,
         extra_fds: Mapping[int, int] | None = None,
+        gate: Gate | None = None,
     ) -> "ChildProcess":
         """Start ``argv`` with stdout/stderr pipes pumped into the sinks.
 
-        ``extra_fds`` maps child fd numbers to parent fds that are dup'ed into place.
+        ``extra_fds`` maps child fd numbers to parent fds that are dup'ed into place; with a
+        ``gate`` the pumps pause while it is closed (back-pressure from the outbox).
         """
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -200,7 +244,7 @@ class ChildProcess:
         finally:
             os.close(out_w)
             os.close(err_w)
-        return cls(popen, [PipePump(out_r, stdout_sink), PipePump(err_r, stderr_sink)])
+        return cls(popen, [PipePump(out_r, stdout_sink, gate), PipePump(err_r, stderr_sink, gate)])
 
     # -- exit tracking ----------------------------------------------------------------------
 

@@ -1,11 +1,21 @@
-"""The ZeroMQ sockets of the REPL channel and the single ordered outbound queue.
+"""The ZeroMQ sockets of the REPL channel and the single ordered outbound queue, with flow control.
 
-Every producer (pipe readers, the query runtime, service replies, status
-replies) calls :meth:`Outbox.send`, which never blocks: records are appended to
-one FIFO and a single sender task writes them to the PUSH socket in order.  When
-the agent is absent or slow, console output beyond ``stream_limit`` bytes is
-dropped and accounted for instead of stalling user programs (upstream RE-21);
-control records are never dropped.
+Every producer (pipe readers, the query runtime, service replies, status replies) calls
+:meth:`Outbox.send`, which never blocks and never drops: records are appended to a queue and a
+single sender task writes them to the PUSH socket.  Memory stays bounded by back-pressure, not
+by dropping (docs/protocol.md, "Flow control"):
+
+* console output (``stdout``/``stderr``) is split into records of at most :data:`MAX_CHUNK`
+  bytes and counted while queued; when :data:`STREAM_BUDGET` bytes are queued the outbox's
+  :class:`FlowGate` closes, the pipe readers stop reading (``proc.PipePump``), and the writing
+  process blocks on its full pipe, as it would on a terminal.  The gate opens again when the
+  queue is down to half the budget;
+* the PUSH socket holds at most :data:`SNDHWM` messages (× ``MAX_CHUNK`` bytes) per peer and
+  blocks the sender task when full or when no agent is connected, which is what fills the budget;
+* replies that belong to no run (``status``, ``completion``, ``apps-result``, service replies)
+  go first, ahead of queued output, so the agent's polls are answered while output is paused;
+  everything else (output, ``media``, ``waiting-input``, the terminal records) keeps one FIFO
+  order, so a run's ``finished`` always follows its output.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from typing import Union
 
 import zmq
@@ -25,37 +36,109 @@ log = logging.getLogger("krunner.transport")
 Token = Union[Record, str]
 #: the stream tokens as they go on the wire (flow-controlled and size-accounted, see Outbox)
 STREAM_TOKENS = frozenset(r.value.encode("ascii") for r in STREAM_RECORDS)
-DEFAULT_STREAM_LIMIT = 256 * 1024 * 1024
+#: replies to the agent's polls and requests: no run's output precedes them, so they may overtake it
+OUT_OF_BAND_TOKENS = frozenset(
+    r.value.encode("ascii")
+    for r in (
+        Record.STATUS,
+        Record.COMPLETION,
+        Record.APPS_RESULT,
+        Record.SERVICE_RESULT,
+        Record.MODEL_SERVICE_RESULT,
+        Record.MODEL_SERVICE_STATUS,
+    )
+)
+#: the largest console record (bytes of payload); larger output is split
+MAX_CHUNK = 256 * 1024
+#: console bytes queued in the outbox before the pipe readers pause
+STREAM_BUDGET = 8 * 1024 * 1024
+#: messages ZeroMQ may hold per connected agent (so at most SNDHWM × MAX_CHUNK bytes of output)
+SNDHWM = 32
+#: payloads at least this large are handed to ZeroMQ without a copy
+ZERO_COPY_MIN = 65536
 
 
 def _token_bytes(token: Token) -> bytes:
     return (token.value if isinstance(token, Record) else token).encode("ascii")
 
 
-class Outbox:
-    """Ordered, non-blocking outbound record queue in front of the PUSH socket."""
+class FlowGate:
+    """Open while the outbox has room for more console output; readers pause while it is closed."""
 
-    def __init__(self, socket: zmq.asyncio.Socket, stream_limit: int = DEFAULT_STREAM_LIMIT) -> None:
+    def __init__(self) -> None:
+        self._open = True
+        self._waiters: list[Callable[[], None]] = []
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def when_open(self, callback: Callable[[], None]) -> None:
+        """Call *callback* (once, from the event loop) when the gate opens; at once if it is open."""
+        if self._open:
+            asyncio.get_running_loop().call_soon(callback)
+        else:
+            self._waiters.append(callback)
+
+    def close(self) -> None:
+        self._open = False
+
+    def open(self) -> None:
+        if self._open:
+            return
+        self._open = True
+        waiters, self._waiters = self._waiters, []
+        loop = asyncio.get_running_loop()
+        for callback in waiters:
+            loop.call_soon(callback)
+
+
+class Outbox:
+    """Ordered outbound record queue in front of the PUSH socket; see the module docstring."""
+
+    def __init__(self, socket: zmq.asyncio.Socket, budget: int = STREAM_BUDGET, max_chunk: int = MAX_CHUNK) -> None:
         self._socket = socket
-        self._queue: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        self._queue: collections.deque[tuple[bytes, bytes | memoryview]] = collections.deque()
+        self._urgent: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._budget = budget
+        self._resume_at = budget // 2
+        self._max_chunk = max_chunk
         self._stream_bytes = 0
-        self._stream_limit = stream_limit
-        self._dropped_bytes = 0
+        self.gate = FlowGate()
         self.sent_records = 0
+        #: the highest number of console bytes queued at once (for tests and figures)
+        self.peak_stream_bytes = 0
+
+    @property
+    def pending_stream_bytes(self) -> int:
+        """Console bytes queued and not yet handed to ZeroMQ."""
+        return self._stream_bytes
 
     def send(self, token: Token, payload: bytes = b"") -> None:
+        """Queue one record; never blocks, never drops.  Output past the budget closes the gate."""
         tok = _token_bytes(token)
-        if tok in STREAM_TOKENS:
-            if not payload:
+        if tok in OUT_OF_BAND_TOKENS:
+            self._urgent.append((tok, payload))
+        elif tok in STREAM_TOKENS:
+            size = len(payload)
+            if not size:
                 return
-            if self._stream_bytes + len(payload) > self._stream_limit:
-                self._dropped_bytes += len(payload)
-                return
-            self._stream_bytes += len(payload)
-        self._queue.append((tok, payload))
+            if size <= self._max_chunk:
+                self._queue.append((tok, payload))
+            else:
+                view = memoryview(payload)
+                for start in range(0, size, self._max_chunk):
+                    self._queue.append((tok, view[start:start + self._max_chunk]))
+            self._stream_bytes += size
+            if self._stream_bytes > self.peak_stream_bytes:
+                self.peak_stream_bytes = self._stream_bytes
+            if self._stream_bytes >= self._budget:
+                self.gate.close()
+        else:
+            self._queue.append((tok, payload))
         self._idle.clear()
         self._wakeup.set()
 
@@ -68,25 +151,40 @@ class Outbox:
             return False
 
     async def run(self) -> None:
-        queue = self._queue
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            # shutdown: the one case where queued output is given up (docs/protocol.md, "Flow control")
+            left = len(self._queue) + len(self._urgent)
+            if left:
+                log.warning("shutting down with %d records undelivered (%d bytes of output): no agent took them",
+                            left, self._stream_bytes)
+            raise
+
+    async def _run(self) -> None:
+        queue, urgent = self._queue, self._urgent
+        send = self._socket.send_multipart
         while True:
-            if not queue:
+            if urgent:
+                token, payload = urgent.popleft()
+            elif queue:
+                token, payload = queue.popleft()
+            else:
                 self._idle.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            token, payload = queue.popleft()
-            if token in STREAM_TOKENS:
-                self._stream_bytes -= len(payload)
             try:
-                await self._socket.send_multipart((token, payload), copy=len(payload) < 65536)
+                # waits while the agent is absent or its pipe is full (SNDHWM): that is the back-pressure
+                await send((token, payload), copy=len(payload) < ZERO_COPY_MIN)
                 self.sent_records += 1
             except zmq.ZMQError as exc:
-                log.error("dropping outbound %s record: %s", token.decode(), exc)
-            if self._dropped_bytes and self._stream_bytes == 0:
-                notice = f"[krunner] {self._dropped_bytes} bytes of output were dropped: the agent did not keep up\n"
-                self._dropped_bytes = 0
-                queue.append((Record.STDERR.value.encode("ascii"), notice.encode()))
+                log.error("cannot send an outbound %s record: %s", token.decode(), exc)
+            finally:
+                if token in STREAM_TOKENS:
+                    self._stream_bytes -= len(payload)
+                    if self._stream_bytes <= self._resume_at:
+                        self.gate.open()
 
 
 class ReplChannel:
@@ -98,7 +196,8 @@ class ReplChannel:
         self.outbound = ctx.socket(zmq.PUSH)
         for sock in (self.inbound, self.outbound):
             sock.setsockopt(zmq.LINGER, 100)
-        self.outbound.setsockopt(zmq.SNDHWM, 100_000)
+        # bounded in bytes: at most SNDHWM records of at most MAX_CHUNK bytes wait for one agent
+        self.outbound.setsockopt(zmq.SNDHWM, SNDHWM)
         self.inbound.setsockopt(zmq.RCVHWM, 100_000)
         self.inbound.bind(f"tcp://{bind_host}:{in_port}")
         self.outbound.bind(f"tcp://{bind_host}:{out_port}")

@@ -147,6 +147,7 @@ class PythonRepl(QueryEngineBase):
                 stdout_sink=lambda data: self._on_output("o", data),
                 stderr_sink=lambda data: self._on_output("e", data),
                 extra_fds={3: ctl_w, 4: cmd_r},
+                gate=self.ctx.outbox.gate,  # output pauses, fd 3 (events, completions) never does
             )
         except BaseException:
             for fd in (ctl_r, cmd_w):
