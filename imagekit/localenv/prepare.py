@@ -14,6 +14,7 @@ from ._common import LocalEnvError, log
 from .base_image import ensure_base_image
 from .engine import ensure_engine
 from .krunner_dev import ensure_dev_krunner_volume
+from .registry import ensure_registry_packages
 from .test_images import TEST_IMAGES, ensure_test_images
 
 
@@ -34,6 +35,8 @@ def prepare(images: Sequence[str] | None = None, *, krunner_volume: bool = True)
     base = ensure_base_image(client=client)
     log(f"ensuring test images: {', '.join(TEST_IMAGES if images is None else images) or 'none'}…")
     tags = ensure_test_images(images, client=client, base_image=base)
+    log("ensuring the local registry packages (docker-registry, htpasswd)…")
+    ensure_registry_packages()
     volume = None
     if krunner_volume:
         log("ensuring the dev krunner volume…")
@@ -64,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated test images to build, or 'none' (default: all of {','.join(TEST_IMAGES)})")
     p.add_argument("--no-krunner-volume", action="store_true", help="skip the dev krunner volume")
     sub.add_parser("agent-venv", help="the Python 3.13 venv with the stock Backend.AI agent from PyPI (tests/agent)")
+    r = sub.add_parser("registry", help="a local docker-registry on 127.0.0.1 (plain HTTP, or TLS + basic auth)",
+                       description="Start (idempotent), show or stop a local registry; start/status print it as JSON.")
+    r.add_argument("action", choices=("start", "status", "stop"))
+    r.add_argument("--kind", choices=("plain", "tls"), default="plain", help="plain HTTP, or TLS + htpasswd (default plain)")
+    r.add_argument("--dir", default=None, metavar="DIR", help="state directory (default: $BAI_LOCALENV_REGISTRY_DIR/KIND)")
     return parser
 
 
@@ -74,6 +82,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             print(ensure_agent_venv())
+        except (LocalEnvError, OSError) as e:
+            print(f"localenv: error: {e}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "registry":
+        from pathlib import Path
+
+        from .registry import (
+            DEFAULT_STATE_ROOT,
+            ensure_registry,
+            is_healthy,
+            read_registry,
+            stop_registry,
+        )
+
+        directory = Path(args.dir) if args.dir else DEFAULT_STATE_ROOT / args.kind
+        try:
+            if args.action == "start":
+                print(ensure_registry(args.kind, directory).model_dump_json(indent=2))
+            elif args.action == "stop":
+                stop_registry(directory)
+            else:
+                current = read_registry(directory)
+                if current is None or not is_healthy(current):
+                    print(f"localenv: no healthy registry in {directory}", file=sys.stderr)
+                    return 1
+                print(current.model_dump_json(indent=2))
         except (LocalEnvError, OSError) as e:
             print(f"localenv: error: {e}", file=sys.stderr)
             return 2
