@@ -4,8 +4,13 @@ What it understands:
 
 * parser directives at the top (``# escape=`` switches the escape character to a backtick);
 * line continuations, with comment and blank lines inside a continuation dropped, as BuildKit does;
-* heredocs (``RUN <<EOF`` … ``EOF``, also ``<<-EOF`` and quoted names) on RUN, COPY and ADD:
-  their bodies are skipped, so a ``#`` line inside one is never taken for a comment;
+* heredocs (``RUN <<EOF`` … ``EOF``, also ``<<-EOF``, ``3<<EOF`` and quoted names) on RUN, COPY
+  and ADD in shell form, and on ``ONBUILD`` of those: their bodies are skipped, so a ``#`` line
+  inside one is never taken for a comment. What counts as a heredoc is what BuildKit's parser
+  takes for one (see :func:`_heredoc_markers`);
+* lines as BuildKit reads them: split at ``\n`` only, a trailing ``\r`` dropped. Every
+  instruction keeps its span (``start_line``..``end_line``) and where its keyword ends, so
+  :func:`imagekit.image_build.rewrite_for_ca` can edit the text in place from this one reading;
 * build stages: ``ARG`` before the first ``FROM`` is global and only visible in a stage that
   re-declares it; ``ENV`` and labels carry over to a stage built ``FROM`` an earlier stage;
 * ``LABEL k=v k2="v 2"`` and the legacy ``LABEL k v`` form, with the line each key is on;
@@ -49,13 +54,15 @@ __all__ = [
     "files_placed_in",
     "parse",
     "parse_file",
+    "source_lines",
 ]
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9_-]*)\s*=\s*(.*?)\s*$")
 _KNOWN_DIRECTIVES = {"escape", "syntax", "check"}
 _SUPPRESS = re.compile(r"^#\s*bai-imagekit\b(.*)$", re.IGNORECASE)
 _SUPPRESS_BODY = re.compile(r"^\s*(ignore|ignore-file)\s*=\s*(\S+)(?:\s+(.*))?$", re.IGNORECASE)
-_HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_.-]*)\2")
+#: one shell word that opens a heredoc: optional fd, ``<<``, optional ``-``, the (maybe quoted) name
+_HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)([^<]*)$")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEREDOC_KEYWORDS = {"RUN", "COPY", "ADD"}
 
@@ -89,6 +96,8 @@ class Instruction:
     end_line: int  # last line, heredoc bodies included
     arg_lines: tuple[int, ...] = ()  # the physical line of every character of ``args``
     heredocs: tuple[Heredoc, ...] = ()
+    #: (line, column) right after the keyword's last character in :func:`source_lines`
+    keyword_end: tuple[int, int] = (0, 0)
 
     def line_at(self, offset: int) -> int:
         if not self.arg_lines:
@@ -178,8 +187,28 @@ def parse_file(path: Path | str, display: str | None = None) -> Dockerfile:
     return parse(text, display or str(path))
 
 
+def source_lines(text: str) -> list[str]:
+    """The physical lines of *text* as BuildKit counts them, each with its own line ending.
+
+    Lines end at ``\n`` only (a lone ``\r`` is not a line break); line *n* of an
+    :class:`Instruction` is ``source_lines(text)[n - 1]``, and ``"".join(...)`` gives *text* back.
+    """
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def _content(line: str) -> str:
+    """A physical line without its ending (``\n``, and a ``\r`` before it, as BuildKit drops)."""
+    line = line[:-1] if line.endswith("\n") else line
+    return line[:-1] if line.endswith("\r") else line
+
+
 def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
-    lines = text.lstrip("\ufeff").splitlines()
+    text = text[1:] if text.startswith("\ufeff") else text
+    lines = [_content(line) for line in source_lines(text)]
     escape, first = _directives(lines)
     problems: list[Problem] = []
     suppressions: list[Suppression] = []
@@ -240,14 +269,14 @@ def _instructions(
         start = index + 1
         inside: list[_Pending] = []
         chars: list[str] = []
-        char_lines: list[int] = []
+        char_pos: list[tuple[int, int]] = []  # (line, column) of every character of ``chars``
         while True:
             line = lines[index]
             lineno = index + 1
             match = continuation.search(line)
             piece = line[: match.start()] if match else line
             chars.extend(piece)
-            char_lines.extend([lineno] * len(piece))
+            char_pos.extend((lineno, col) for col in range(len(piece)))
             index += 1
             if not match:
                 break
@@ -260,19 +289,22 @@ def _instructions(
         joined = "".join(chars)
         lead = len(joined) - len(joined.lstrip())
         body = joined[lead:].rstrip()
-        body_lines = char_lines[lead : lead + len(body)]
-        keyword, _, _ = body.partition(" ")
-        keyword = keyword.split("\t")[0]
+        body_pos = char_pos[lead : lead + len(body)]
+        keyword = re.split(r"[ \t]", body, maxsplit=1)[0]
         rest = body[len(keyword) :]
         skip = len(rest) - len(rest.lstrip())
         args = rest[skip:]
-        arg_lines = tuple(body_lines[len(keyword) + skip :])
+        arg_lines = tuple(line for line, _ in body_pos[len(keyword) + skip :])
+        keyword_end = (body_pos[len(keyword) - 1][0], body_pos[len(keyword) - 1][1] + 1) if keyword else (start, 0)
         end = index
         heredocs: tuple[Heredoc, ...] = ()
-        if keyword.upper() in _HEREDOC_KEYWORDS:
-            heredocs, index = _heredocs(args, arg_lines, lines, index, start, problems)
+        markers = _heredoc_markers(keyword.upper(), args)
+        if markers:
+            heredocs, index = _heredocs(markers, args, arg_lines, lines, index, start, problems)
             end = index
-        instruction = Instruction(keyword.upper(), args, start, end, arg_lines, heredocs)
+        instruction = Instruction(
+            keyword.upper(), args, start, end, arg_lines, heredocs, keyword_end
+        )
         result.append(instruction)
         applies = tuple(range(start, end + 1))
         for sup in pending + inside:
@@ -311,27 +343,114 @@ def _suppression(comment: str, lineno: int, problems: list[Problem]) -> _Pending
     return _Pending(ids, reason, lineno, body.group(1).lower() == "ignore-file")
 
 
+@dataclass(frozen=True)
+class _Marker:
+    name: str
+    strip_tabs: bool
+    offset: int  # where the word starts in ``args``
+
+
+def _heredoc_markers(keyword: str, args: str) -> list[_Marker]:
+    """The heredocs an instruction opens, as BuildKit's parser finds them.
+
+    Only RUN, COPY and ADD (also as the trigger of an ``ONBUILD``) in shell form have heredocs.
+    The text is split into shell words with ``\\`` as the escape character whatever the
+    ``escape`` directive says, quotes and escapes kept; a word opens a heredoc when it is, as a
+    whole, ``[fd]<<[-]NAME`` with a NAME that has no ``<`` and is not empty once its quotes and
+    escapes are removed (``<<"END TEXT"`` is the heredoc ``END TEXT``; ``cat<<EOF``, ``'<<EOF'``,
+    ``\\<<EOF``, ``$((1<<2))`` and ``<< EOF`` open none). Variables in the name are not expanded.
+    """
+    if keyword == "ONBUILD":
+        keyword, _, args = args.replace("\t", " ").partition(" ")
+        keyword, args = keyword.upper(), args.lstrip()
+    if keyword not in _HEREDOC_KEYWORDS or "<<" not in args or _exec_form(args):
+        return []
+    markers: list[_Marker] = []
+    for word, offset in _split_raw(args, "\\")[0]:
+        match = _HEREDOC_WORD.match(word)
+        if match is None:
+            continue
+        name = _unquote(match.group(3))
+        if name:
+            markers.append(_Marker(name, match.group(2) == "-", offset))
+    return markers
+
+
+def _exec_form(args: str) -> bool:
+    """Whether the command (after any ``--flag`` words) is a JSON array of strings, as BuildKit reads it."""
+    words, _ = _split_raw(args, "\\")
+    while words and words[0][0].startswith("--"):
+        words.pop(0)
+    rest = args[words[0][1] :] if words else ""
+    if not rest.startswith("["):
+        return False
+    try:
+        value, _ = json.JSONDecoder().raw_decode(rest)
+    except ValueError:
+        return False
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _unquote(word: str) -> str:
+    """Quote and ``\\`` escape removal, no expansion (a heredoc name)."""
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        ch = word[i]
+        if ch == "\\" and i + 1 < len(word):
+            out.append(word[i + 1])
+            i += 2
+        elif ch == "'":
+            end = word.find("'", i + 1)
+            end = len(word) if end < 0 else end
+            out.append(word[i + 1 : end])
+            i = end + 1
+        elif ch == '"':
+            i += 1
+            while i < len(word) and word[i] != '"':
+                if word[i] == "\\" and i + 1 < len(word) and word[i + 1] in '"\\$`':
+                    i += 1
+                out.append(word[i])
+                i += 1
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 def _heredocs(
-    args: str, arg_lines: tuple[int, ...], lines: list[str], index: int, start: int, problems: list[Problem]
+    markers: list[_Marker],
+    args: str,
+    arg_lines: tuple[int, ...],
+    lines: list[str],
+    index: int,
+    start: int,
+    problems: list[Problem],
 ) -> tuple[tuple[Heredoc, ...], int]:
+    """Read the bodies, one after another from line *index*; a body ends at a line that is exactly
+    its name (after leading tabs are removed, for ``<<-``)."""
     found: list[Heredoc] = []
-    for marker in _HEREDOC.finditer(args):
-        strip_tabs, name = marker.group(1) == "-", marker.group(3)
+    for marker in markers:
         body: list[str] = []
         cursor = index
         while cursor < len(lines):
-            candidate = lines[cursor].lstrip("\t") if strip_tabs else lines[cursor]
-            if candidate == name:
+            candidate = lines[cursor].lstrip("\t") if marker.strip_tabs else lines[cursor]
+            if candidate == marker.name:
                 break
             body.append(candidate)
             cursor += 1
         else:
-            line = arg_lines[marker.start()] if arg_lines else start
+            line = arg_lines[marker.offset] if arg_lines else start
             problems.append(
-                Problem("heredoc-unterminated", line, f"heredoc <<{name} is never closed; the rest was read as instructions")
+                Problem(
+                    "heredoc-unterminated",
+                    line,
+                    f"heredoc <<{marker.name} is never closed; the rest was read as instructions",
+                )
             )
             break
-        found.append(Heredoc(name, "".join(f"{b}\n" for b in body), index + 1))
+        found.append(Heredoc(marker.name, "".join(f"{b}\n" for b in body), index + 1))
         index = cursor + 1
     return tuple(found), index
 

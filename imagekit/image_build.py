@@ -31,6 +31,7 @@ import jinja2
 from krunner.contract import JAIL_POLICY_PATH as POLICY_PATH
 from krunner.contract import SERVICE_DEFS_DIR, SERVICE_PORTS_LABEL
 
+from . import dockerfile
 from .console import progress
 from .errors import EnvironmentProblem, UsageError
 from .findings import Finding, Location, Severity
@@ -385,63 +386,31 @@ def resolve_ca_bundle(value: str | None, environ: dict[str, str] | None = None) 
     return path.resolve()
 
 
-_DIRECTIVE = re.compile(r"^#\s*([A-Za-z]+)\s*=\s*(\S+)\s*$")
-_INSTRUCTION = re.compile(r"^(\s*)([A-Za-z]+)(\s|$)")
-_HEREDOC = re.compile(r"<<-?\s*[\"']?([A-Za-z_][A-Za-z0-9_]*)[\"']?")
-
-
 def rewrite_for_ca(text: str) -> str:
     """The Dockerfile with the CA secret mounted in every ``RUN`` and the CA build args in every stage.
 
-    Keeps parser directives, comments, continuations and heredocs; ``ONBUILD`` triggers are left as
-    they are (they run in other builds). RUN steps that already mount ``id=bai-ca`` are not touched.
+    The instructions are those :func:`imagekit.dockerfile.parse` reads (the one Dockerfile reader:
+    directives, continuations, comments and heredocs as BuildKit takes them); the text is edited
+    in place at their spans, so everything else is kept byte for byte. ``ONBUILD`` triggers are
+    left as they are (they run in other builds); a ``RUN`` that already mounts ``id=bai-ca`` is
+    not touched.
     """
-    lines = text.splitlines()
-    out: list[str] = []
-    escape = "\\"
-    i = 0
-    # parser directives: only at the very top, before any other line
-    while i < len(lines) and (m := _DIRECTIVE.match(lines[i])):
-        if m.group(1).lower() == "escape":
-            escape = m.group(2)
-        out.append(lines[i])
-        i += 1
-    ca_args = [f"ARG {name}={CA_TARGET}" for name in CA_ARGS]
-    while i < len(lines):
-        line = lines[i]
-        m = _INSTRUCTION.match(line)
-        if not m or line.lstrip().startswith("#"):
-            out.append(line)
-            i += 1
-            continue
-        # gather the whole instruction (continuation lines, comment lines inside it, heredoc bodies)
-        start = i
-        while i < len(lines):
-            continued = lines[i].rstrip().endswith(escape)
-            i += 1
-            if not continued:
-                break
-            while i < len(lines) and (lines[i].lstrip().startswith("#") or not lines[i].strip()):
-                i += 1  # comment and blank lines inside a continuation belong to the instruction
-        body = lines[start:i]
-        joined = "\n".join(body)
-        for delim in _HEREDOC.findall(joined) if "<<" in joined else ():
-            if not any(rest.strip() == delim for rest in lines[i:]):
-                continue  # a shell "<<" that is not a Dockerfile heredoc
-            while i < len(lines) and lines[i].strip() != delim:
-                body.append(lines[i])
-                i += 1
-            if i < len(lines):
-                body.append(lines[i])
-                i += 1
-        keyword = m.group(2).upper()
-        if keyword == "RUN" and f"id={CA_SECRET_ID}" not in joined:
-            indent, word = m.group(1), m.group(2)
-            body[0] = f"{indent}{word} {CA_MOUNT}" + body[0][len(indent) + len(word):]
-        out.extend(body)
-        if keyword == "FROM":
-            out.extend(ca_args)
-    return "\n".join(out) + "\n"
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    text = text[len(bom) :]
+    lines = dockerfile.source_lines(text)
+    usual = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    for ins in reversed(dockerfile.parse(text).instructions):  # from the end: earlier spans stay put
+        if ins.keyword == "FROM":
+            last = lines[ins.end_line - 1]
+            ending = "\r\n" if last.endswith("\r\n") else "\n" if last.endswith("\n") else usual
+            if not last.endswith("\n"):
+                lines[ins.end_line - 1] = last + ending
+            lines[ins.end_line : ins.end_line] = [f"ARG {name}={CA_TARGET}{ending}" for name in CA_ARGS]
+        elif ins.keyword == "RUN" and f"id={CA_SECRET_ID}" not in ins.args:
+            line, column = ins.keyword_end
+            raw = lines[line - 1]
+            lines[line - 1] = f"{raw[:column]} {CA_MOUNT}{raw[column:]}"
+    return bom + "".join(lines)
 
 
 def _cli_ok(cli: str) -> bool:

@@ -104,6 +104,66 @@ def test_rewrite_honours_the_escape_directive():
     assert [l for l in lines if l.startswith("RUN")] == [f"RUN {CA_MOUNT} echo a `", f"RUN {CA_MOUNT} echo c"]
 
 
+# Where the build's old second reader (its own directive/continuation/heredoc scan with another
+# heredoc regex) and imagekit.dockerfile disagreed; BuildKit reads it as the expected text says.
+DISAGREED = (
+    "# escape=`\n"
+    "# syntax=docker/dockerfile:1\n"
+    "FROM base AS one\n"
+    "RUN <<EOF\n"
+    "  EOF\n"  # not the terminator: only a line that is exactly the name is
+    "RUN inside-the-first-heredoc\n"
+    "EOF\n"
+    "COPY <<EOF.txt /etc/x\n"  # the name is EOF.txt, not EOF
+    "EOF\n"
+    "FROM inside-the-second-heredoc\n"
+    "EOF.txt\n"
+    'RUN <<"END TEXT" cat\n'  # a quoted name with a space
+    "END\n"
+    "RUN inside-the-third-heredoc\n"
+    "END TEXT\n"
+    "RUN echo a `\n"
+    "  # comment inside the continuation\n"
+    "  && echo \\\n"  # with escape=` a backslash continues nothing
+    "FROM `\n"
+    "  base\n"
+    "RUN echo $((1<<2)) && cat<<X\n"  # neither opens a heredoc
+    "ONBUILD RUN <<EOF\n"  # an ONBUILD trigger has heredocs too
+    "RUN inside-the-onbuild-heredoc\n"
+    "EOF\n"
+)
+
+
+def test_rewrite_and_validation_read_heredocs_continuations_and_escape_alike():
+    from imagekit.dockerfile import parse
+
+    assert [i.keyword for i in parse(DISAGREED).instructions] == [
+        "FROM", "RUN", "COPY", "RUN", "RUN", "FROM", "RUN", "ONBUILD",
+    ]
+    args = "".join(f"{a}\n" for a in ARGS)
+    expected = (
+        "# escape=`\n# syntax=docker/dockerfile:1\nFROM base AS one\n" + args
+        + f"RUN {CA_MOUNT} <<EOF\n  EOF\nRUN inside-the-first-heredoc\nEOF\n"
+        "COPY <<EOF.txt /etc/x\nEOF\nFROM inside-the-second-heredoc\nEOF.txt\n"
+        f'RUN {CA_MOUNT} <<"END TEXT" cat\nEND\nRUN inside-the-third-heredoc\nEND TEXT\n'
+        f"RUN {CA_MOUNT} echo a `\n  # comment inside the continuation\n  && echo \\\n"
+        "FROM `\n  base\n" + args
+        + f"RUN {CA_MOUNT} echo $((1<<2)) && cat<<X\n"
+        "ONBUILD RUN <<EOF\nRUN inside-the-onbuild-heredoc\nEOF\n"
+    )
+    assert rewrite_for_ca(DISAGREED) == expected
+
+
+def test_rewrite_keeps_everything_else_byte_for_byte():
+    src = "\ufeffFROM base\r\nRUN   true \\\r\n  && x\r\nRU\\\r\nN y\r\nFROM other"
+    out = rewrite_for_ca(src)
+    crlf_args = "".join(f"{a}\r\n" for a in ARGS)
+    assert out == (
+        "\ufeffFROM base\r\n" + crlf_args
+        + f"RUN {CA_MOUNT}   true \\\r\n  && x\r\nRU\\\r\nN {CA_MOUNT} y\r\nFROM other\r\n" + crlf_args
+    )
+
+
 def test_resolve_ca_bundle(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")

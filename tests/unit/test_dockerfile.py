@@ -99,6 +99,47 @@ def test_heredoc_bodies_are_skipped():
     assert doc.suppressions == []
 
 
+# (Dockerfile, [(keyword, start_line, end_line, heredoc names)]) as BuildKit's own parser
+# (frontend/dockerfile/parser, v0.12.5, run through the PyPI ``dockerfile`` wrapper) reads them.
+BUILDKIT_READS = {
+    "heredoc needs a whole word": ("FROM b\nRUN cat<<EOF && echo $((1<<2))\nRUN x\n", [("FROM", 1, 1, ()), ("RUN", 2, 2, ()), ("RUN", 3, 3, ())]),
+    "space after <<": ("FROM b\nRUN cat << EOF\nRUN x\n", [("FROM", 1, 1, ()), ("RUN", 2, 2, ()), ("RUN", 3, 3, ())]),
+    "quoted or escaped <<": ("FROM b\nRUN echo '<<A' \\<<B x\"<<C\"\nRUN x\n", [("FROM", 1, 1, ()), ("RUN", 2, 2, ()), ("RUN", 3, 3, ())]),
+    "terminator is exact": ("FROM b\nRUN <<EOF\n  EOF\nEOF  \nEOF\nRUN after\n", [("FROM", 1, 1, ()), ("RUN", 2, 5, ("EOF",)), ("RUN", 6, 6, ())]),
+    "<<- strips tabs only": ("FROM b\nRUN <<-EOF\n  EOF\n\tEOF\nRUN after\n", [("FROM", 1, 1, ()), ("RUN", 2, 4, ("EOF",)), ("RUN", 5, 5, ())]),
+    "dotted name": ("FROM b\nCOPY <<EOF.txt /x\nEOF\nEOF.txt\nRUN after\n", [("FROM", 1, 1, ()), ("COPY", 2, 4, ("EOF.txt",)), ("RUN", 5, 5, ())]),
+    "quoted names": ("FROM b\nRUN <<\"E O\" <<E\"F\"G <<1\nx\nE O\nEFG\n1\nRUN after\n", [("FROM", 1, 1, ()), ("RUN", 2, 6, ("E O", "EFG", "1")), ("RUN", 7, 7, ())]),
+    "fd and redirect": ("FROM b\nRUN 3<<EOF cat >/x /dev/fd/3\nx\nEOF\nRUN after\n", [("FROM", 1, 1, ()), ("RUN", 2, 4, ("EOF",)), ("RUN", 5, 5, ())]),
+    "exec form": ("FROM b\nRUN --network=none [\"sh\", \"<<EOF\"]\nRUN x\n", [("FROM", 1, 1, ()), ("RUN", 2, 2, ()), ("RUN", 3, 3, ())]),
+    "not on LABEL": ("FROM b\nLABEL a=<<EOF\nRUN x\n", [("FROM", 1, 1, ()), ("LABEL", 2, 2, ()), ("RUN", 3, 3, ())]),
+    # (the wrapper leaves an ONBUILD trigger's heredocs out of its result; BuildKit reads them)
+    "ONBUILD trigger": ("FROM b\nonbuild run <<EOF\nRUN x\nEOF\nRUN after\n", [("FROM", 1, 1, ()), ("ONBUILD", 2, 4, ("EOF",)), ("RUN", 5, 5, ())]),
+    "heredoc after a continuation": ("FROM b\nRUN \\\n# c <<X\n  <<EOF\nRUN x\nEOF\nRUN after\n", [("FROM", 1, 1, ()), ("RUN", 2, 6, ("EOF",)), ("RUN", 7, 7, ())]),
+    "backslash is the heredoc escape": ("# escape=`\nFROM b\nRUN <<E\\OF\nx\nEOF\nRUN after\n", [("FROM", 2, 2, ()), ("RUN", 3, 5, ("EOF",)), ("RUN", 6, 6, ())]),
+    "backtick continuation": ("# escape=`\nFROM b\nRUN echo a `\n  <<EOF\nRUN x\nEOF\nRUN echo \\\nRUN after\n", [("FROM", 2, 2, ()), ("RUN", 3, 6, ("EOF",)), ("RUN", 7, 7, ()), ("RUN", 8, 8, ())]),
+    "CRLF, and a lone CR is no line break": ("FROM b\r\nRUN <<EOF\r\nx\r\nEOF\r\nRUN a\rb\n", [("FROM", 1, 1, ()), ("RUN", 2, 4, ("EOF",)), ("RUN", 5, 5, ())]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BUILDKIT_READS))
+def test_instruction_spans_and_heredocs_as_buildkit_reads_them(case):
+    text, expected = BUILDKIT_READS[case]
+    doc = parse(text)
+    assert [(i.keyword, i.start_line, i.end_line, tuple(h.name for h in i.heredocs)) for i in doc.instructions] == expected
+    assert not [p for p in doc.problems if p.kind == "heredoc-unterminated"]
+
+
+def test_keyword_end_points_into_the_source_lines():
+    from imagekit.dockerfile import source_lines
+
+    text = "FROM b\n  run true\nRU\\\nN x\n"
+    lines = source_lines(text)
+    assert "".join(lines) == text
+    ends = [i.keyword_end for i in parse(text).instructions]
+    assert ends == [(1, 4), (2, 5), (4, 1)]
+    assert [lines[line - 1][:col] for line, col in ends] == ["FROM", "  run", "N"]
+
+
 def test_unterminated_heredoc_is_reported_and_reading_goes_on():
     doc = df(
         """
