@@ -18,6 +18,11 @@ Target kinds (auto-detected by :func:`detect_kind`, or forced):
     A model folder: ``model-definition.yaml`` (and optionally ``deployment-config.yaml``), no
     Dockerfile or ``kernel.toml``. Checked by :mod:`imagekit.rules.model_definition`; named together
     with image-like targets it is checked against each of them (their labels, an image's ``Cmd``).
+``registry``
+    An image in a registry (``REGISTRY/REPO:TAG``; detected when the first component is a host – it
+    has a ``.`` or ``:`` or is ``localhost`` – or forced with ``--from-registry``). Read over the
+    registry's HTTP API, never through the engine (:mod:`imagekit.registry`): one target per
+    platform, with the rescan's verdict (:mod:`imagekit.registry.target`).
 ``labels-json``
     ``docker inspect`` output (a list of image objects; ``Config.Labels``, falling back to
     ``ContainerConfig.Labels`` like the manager does) or a plain ``{"label": "value"}`` object.
@@ -47,7 +52,7 @@ from .errors import EnvironmentProblem, UsageError
 from .findings import Finding, Location, display_path, sorted_findings
 from .kernel_inputs import ImageFS, KernelInputs, ServiceDefSource
 
-KINDS = ("image", "dockerfile", "kernel-dir", "labels-json", "model-dir")
+KINDS = ("image", "dockerfile", "kernel-dir", "labels-json", "model-dir", "registry")
 DOCKERFILE_NAMES = ("Dockerfile", "Containerfile")
 SPEC_NAME = "kernel.toml"
 POLICY_NAMES = ("policy.yml", "jail-policy.yml")
@@ -100,6 +105,10 @@ def detect_kind(name: str) -> str:
         except OSError as exc:
             raise UsageError(f"cannot read {name}: {exc}") from exc
         return "labels-json" if head[:1] in (b"[", b"{") else "dockerfile"
+    from .registry.reference import looks_like_registry_reference
+
+    if looks_like_registry_reference(name):
+        return "registry"
     if _PATHLIKE.search(name) or os.sep + os.sep in name:
         raise UsageError(f"{name}: no such file or directory")
     return "image"
@@ -373,18 +382,33 @@ def _read_image_files(inputs: KernelInputs, fs: ImageFS) -> None:
 
 @contextmanager
 def open_targets(
-    names: list[str], kind: str | None = None, model_dirs: list[str] = ()  # type: ignore[assignment]
+    names: list[str], kind: str | None = None, model_dirs: list[str] = (),  # type: ignore[assignment]
+    registry: Any = None,
 ) -> Iterator[list[LoadedTarget]]:
     """Load every named target (and *model_dirs* as ``model-dir`` targets); image filesystems
-    stay open until the block exits."""
+    stay open until the block exits. *registry* (:class:`imagekit.registry.target.RegistryOptions`)
+    says how registry images are read."""
     if kind is not None and kind not in KINDS:
         raise UsageError(f"unknown target kind {kind!r} (choose from {', '.join(KINDS)})")
     with ExitStack() as stack:
         loaded: list[LoadedTarget] = []
         client = None
+        pool = None
         for name in names:
             this = kind or detect_kind(name)
-            if this == "image":
+            if this == "registry":
+                from .registry.target import (
+                    ClientPool,
+                    RegistryOptions,
+                    load_registry_image,
+                )
+
+                options = registry or RegistryOptions()
+                if pool is None:
+                    pool = ClientPool(options)
+                    stack.callback(pool.close)
+                loaded.extend(load_registry_image(name, options, stack, pool))
+            elif this == "image":
                 from .imagefs import open_image_fs
 
                 client = client or docker_client()
@@ -451,7 +475,9 @@ def _image_context(target: LoadedTarget):
     from .rules.model_definition import UNKNOWN_CMD, ImageContext
 
     cmd: Any = UNKNOWN_CMD
-    if target.kind == "image":
+    if target.kind == "registry" and getattr(target, "platform", None) is not None:
+        cmd = target.platform.cmd  # type: ignore[attr-defined]
+    elif target.kind == "image":
         attrs = _get_image(docker_client(), target.name).attrs or {}
         cmd = (attrs.get("Config") or {}).get("Cmd") or None
     return ImageContext(target.name, dict(target.inputs.labels), dict(target.inputs.label_locations), cmd)
