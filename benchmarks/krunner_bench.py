@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from imagekit.harness.client import AgentClient  # noqa: E402
 from imagekit.harness.container import start_kernel_container  # noqa: E402
-from imagekit.harness.krunner_mount import KrunnerMount  # noqa: E402
+from imagekit.localenv.krunner_mounts import bundle_mount, dev_checkout_mount  # noqa: E402
 from imagekit.localenv.prepare import prepare  # noqa: E402
 
 TARGETS = {
@@ -74,7 +74,7 @@ def main() -> int:
                         help="skip the cold starts with the self-contained krunner bundle")
     args = parser.parse_args()
     prepare(images=["python"])
-    mount = KrunnerMount.dev_checkout(REPO)
+    mount = dev_checkout_mount()
     rows: list[tuple[str, str]] = []
 
     cold_status, cold_query = [], []
@@ -107,7 +107,7 @@ def main() -> int:
         from imagekit.localenv.test_images import ensure_test_images
 
         ensure_test_images(["busybox"])
-        bundle = KrunnerMount.from_bundle()
+        bundle = bundle_mount()
         for label, image, rtype, rpath in (
             ("bundle cold start → status", args.image, "python", "/usr/bin/python3"),
             ("bundle busybox → status", "bai-test/busybox:latest", "shell", None),

@@ -1,4 +1,8 @@
-"""Build Dockerfile contexts into local images, cached by a content hash label."""
+"""Build a Dockerfile context on top of a base image into a local image, cached by a content hash label.
+
+:func:`context_hash` (every file of a directory, mtime-independent) also serves as the cache key of
+other derived artefacts (the krunner bundle's inputs hash).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,16 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from ._common import LocalEnvError, file_lock, log
-from .engine import ensure_engine
+from .console import progress
+from .docker_jobs import DockerJobError
+from .locks import file_lock
 
 CONTEXT_HASH_LABEL = "ai.backend.imagekit.context-hash"
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _SKIP_DIRS = frozenset({"__pycache__", ".git", ".pytest_cache"})
 
 
-class ImageBuildError(LocalEnvError):
+class ImageBuildError(DockerJobError):
     """``docker build`` failed; carries the output of the failing step."""
 
     def __init__(self, tag: str, message: str, step_output: list[str]) -> None:
@@ -46,7 +51,7 @@ def context_hash(context_dir: Path, extra: Mapping[str, str] | None = None) -> s
     """
     context_dir = Path(context_dir)
     if not context_dir.is_dir():
-        raise LocalEnvError(f"build context {context_dir} is not a directory")
+        raise DockerJobError(f"build context {context_dir} is not a directory")
     h = hashlib.sha256()
     for path in _iter_context_files(context_dir):
         rel = path.relative_to(context_dir).as_posix()
@@ -85,7 +90,7 @@ def _run_build(client: docker.DockerClient, context_dir: Path, tag: str, buildar
         if line.startswith("Step "):
             step_output = []
         step_output.append(line)
-        log(f"build {tag}: {line}")
+        progress(f"build {tag}: {line}")
 
     try:
         stream = client.api.build(
@@ -129,7 +134,7 @@ def ensure_image(
     tag: str,
     base_image: str,
     *,
-    client: docker.DockerClient | None = None,
+    client: docker.DockerClient,
     buildargs: Mapping[str, str] | None = None,
 ) -> str:
     """Build *context_dir* as *tag* with ``--build-arg BASE_IMAGE=<base_image>`` unless up to date.
@@ -138,12 +143,11 @@ def ensure_image(
     the build args and the base image's id) differs from the
     ``ai.backend.imagekit.context-hash`` label of the existing *tag*. Returns *tag*.
     """
-    client = client or ensure_engine()
     context_dir = Path(context_dir)
     try:
         base_id = client.images.get(base_image).id
     except ImageNotFound as e:
-        raise LocalEnvError(f"base image {base_image} for {tag} does not exist (build it first)") from e
+        raise DockerJobError(f"base image {base_image} for {tag} is not on the engine") from e
     args = {"BASE_IMAGE": base_image, **(buildargs or {})}
     extra = {f"arg:{k}": v for k, v in args.items()} | {"base-image-id": base_id}
     wanted = context_hash(context_dir, extra)
@@ -155,16 +159,16 @@ def ensure_image(
         if have == wanted:
             return tag
         reason = "missing" if old_id is None else "context changed"
-        log(f"building {tag} from {context_dir} ({reason})…")
+        progress(f"building {tag} from {context_dir} ({reason})…")
         started = time.monotonic()
         new_id = _run_build(client, context_dir, tag, args, {CONTEXT_HASH_LABEL: wanted})
         _, got = _image_label(client, tag, CONTEXT_HASH_LABEL)
         if got != wanted:
-            raise LocalEnvError(f"built {tag} but its {CONTEXT_HASH_LABEL} label is {got!r}, expected {wanted!r}")
+            raise DockerJobError(f"built {tag} but its {CONTEXT_HASH_LABEL} label is {got!r}, expected {wanted!r}")
         if old_id is not None and old_id != new_id:
             try:  # drop the now-untagged previous build; it may still be in use
                 client.images.remove(old_id)
             except DockerException:
                 pass
-        log(f"{tag} built in {time.monotonic() - started:.0f}s")
+        progress(f"{tag} built in {time.monotonic() - started:.0f}s")
     return tag

@@ -1,7 +1,7 @@
 """The one way the product reaches Docker: connect to the engine the environment names.
 
-It never installs or starts anything (that is ``imagekit.localenv``, this repository's own test
-set-up); when no engine answers it says where it looked, as an environment error (exit 2).
+It never installs or starts anything (that is this repository's own test set-up, never the
+product's job); when no engine answers it says where it looked, as an environment error (exit 2).
 """
 
 from __future__ import annotations

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from imagekit.localenv.checkout import product_env
+
+# `bai-imagekit` (in-process and in subprocesses) uses the test set-up's bundle directory and the
+# local debootstrap base image; nothing is pulled, the bundle cache in .cache/krunner-bundle is reused
+for _key, _value in product_env().items():
+    os.environ.setdefault(_key, _value)
 
 #: built for every docker test session; heavier images are prepared by the fixtures that need them
 CORE_IMAGES = ("python", "gcc", "nodejs")
@@ -23,10 +32,23 @@ def localenv():
 
 
 @pytest.fixture(scope="session")
-def reference_image(localenv):
+def krunner_bundle(localenv):
+    """``bai-imagekit krunner build`` + ``install`` done (in .cache/krunner-bundle, cached by inputs), so
+    ``bai-imagekit test``/``run`` find the bundle and its volume; the :class:`InstalledBundle`."""
+    from imagekit.localenv.krunner_mounts import ensure_krunner_volume
+
+    try:
+        return ensure_krunner_volume()
+    except Exception as exc:  # noqa: BLE001 - report any environment failure as a test error
+        pytest.fail(f"cannot build and install the krunner bundle: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def reference_image(localenv, krunner_bundle):
     """``reference_image("python")`` → the tag of ``images/python`` built with ``bai-imagekit build``
     (once per session; Docker's layer cache makes rebuilds cheap). Steps that download from PyPI get
-    the host CA bundle as a BuildKit secret."""
+    the host CA bundle as a BuildKit secret. The krunner bundle is installed too: the images built
+    here are smoke-tested with ``bai-imagekit test``."""
     import os
     import subprocess
     import sys

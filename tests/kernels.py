@@ -123,13 +123,9 @@ class DockerKernel:
         """*bundle*: mount the self-contained krunner bundle (+ its /opt/kernel tools) with the
         checkout's krunner overlaid, instead of the dev volume (which needs the image's python3.11)."""
         from imagekit.harness.container import start_kernel_container
-        from imagekit.harness.krunner_mount import KrunnerMount
+        from imagekit.localenv.krunner_mounts import bundle_mount, dev_checkout_mount
 
-        krunner = (
-            KrunnerMount.from_bundle(overlay_checkout=True, repo_root=REPO_ROOT)
-            if bundle
-            else KrunnerMount.dev_checkout(REPO_ROOT)
-        )
+        krunner = bundle_mount(overlay_checkout=True) if bundle else dev_checkout_mount()
         self.kc = start_kernel_container(image, runtime_type, runtime_path, krunner=krunner, **kwargs)
         self._clients: list[AgentClient | PtyClient] = []
 

@@ -1,8 +1,16 @@
 """The self-contained krunner bundle: a relocatable CPython + krunner for any x86-64 image.
 
-* :mod:`.build` – ``krunner build``: assemble the bundle in a builder container;
+* :mod:`.bundle_build` – ``krunner build``: assemble the bundle in a builder container;
+* :mod:`.debian_base` – the Debian 12 image the builder and the helper containers start from;
+* :mod:`.webterm_assets` – the web terminal's front end from npm (part of the build);
 * :mod:`.manifest` – the file list (sha256, mode) and its verification;
-* :mod:`.volume` – ``krunner install``: the ``backendai-krunner.v<N>.<arch>.<variant>`` volume.
+* :mod:`.volume` – ``krunner install``: the ``backendai-krunner.v<N>.<arch>.<variant>`` volume;
+* :mod:`.installed` – what ``test``/``run`` mount: the built bundle and its installed volume
+  (never built or installed on the fly);
+* :mod:`.stock` – upstream's runner for ``test --runner stock``.
+
+Nothing here looks for a source checkout: the bundle's inputs are the installed ``krunner`` and
+``ai.backend.kernel`` packages, its output goes to the user's cache directory.
 
 See ``docs/krunner-volume.md``.
 """
@@ -25,19 +33,50 @@ PYTHON_VERSION = "3.11"
 AGENT_PYTHON_VERSION = "3.13"
 SITE_PACKAGES = f"{PREFIX}/lib/python{PYTHON_VERSION}/site-packages"
 KERNEL_DIR_TARGET = KERNEL_TOOLS_DIR
+#: the runner's runtime dependencies (incl. transitive ones), pinned: installed into the bundle
+RUNNER_REQUIREMENTS: tuple[str, ...] = (
+    "pyzmq==27.1.0",
+    "uvloop==0.21.0",
+    "msgpack==1.1.1",
+    "pydantic==2.11.7",
+    "pydantic-core==2.33.2",
+    "annotated-types==0.7.0",
+    "typing-extensions==4.14.1",
+    "typing-inspection==0.4.1",
+    "ptyprocess==0.7.0",
+    "jinja2==3.1.6",
+    "markupsafe==3.0.2",
+    "websockets==17.4",
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+#: overrides the bundle directory (``krunner build`` output, what ``install``/``package``/``test`` read)
+BUNDLE_DIR_ENV = "BAI_IMAGEKIT_BUNDLE_DIR"
 
 
-def _default_output_dir() -> Path:
-    """``.cache/krunner-bundle`` in a checkout; the user's cache dir for an installed toolkit."""
-    if (REPO_ROOT / "pyproject.toml").is_file():
-        return REPO_ROOT / ".cache" / "krunner-bundle"
+def cache_root() -> Path:
+    """``$XDG_CACHE_HOME/bai-imagekit`` (``~/.cache/bai-imagekit``)."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "bai-imagekit" / "krunner-bundle"
+    return base / "bai-imagekit"
 
 
-DEFAULT_OUTPUT_DIR = _default_output_dir()
+def default_output_dir() -> Path:
+    """``$BAI_IMAGEKIT_BUNDLE_DIR``, else ``$XDG_CACHE_HOME/bai-imagekit/krunner-bundle``."""
+    explicit = os.environ.get(BUNDLE_DIR_ENV)
+    return Path(explicit) if explicit else cache_root() / "krunner-bundle"
+
+
+def krunner_sources() -> Path:
+    """The installed ``krunner`` package (the checkout's, in an editable install): copied into the bundle."""
+    import krunner
+
+    return Path(krunner.__file__).resolve().parent
+
+
+def ai_kernel_sources() -> Path:
+    """The installed ``ai.backend.kernel`` shim (``python -m ai.backend.kernel`` starts krunner)."""
+    import ai.backend.kernel
+
+    return Path(ai.backend.kernel.__file__).resolve().parent
 
 
 def tarball_name(variant: str = VARIANT, arch: str = ARCH) -> str:

@@ -1,6 +1,6 @@
 """Assemble the krunner bundle; runs INSIDE the builder container with Debian's python3.
 
-Not imported by the host.  Invoked by :mod:`imagekit.bundle.build` as::
+Not imported by the host.  Invoked by :mod:`imagekit.bundle.bundle_build` as::
 
     python3 /src/bundle/assemble.py /src/bundle/job.json
 

@@ -1,28 +1,30 @@
-"""``krunner build``: assemble the bundle inside a builder container made from the local base image.
+"""``krunner build``: assemble the bundle inside a builder container made from a Debian 12 base image.
 
-Nothing comes from the host's Python: the builder image has Debian's python3,
-gcc and musl-gcc; PyPI wheels are fetched inside the (throw-away) build
-container, with the host CA bundle bind-mounted read-only for pip.  The host
-only contributes the checkout's ``krunner/`` and ``ai/`` sources and the web
-terminal assets (fetched from npm by :mod:`imagekit.localenv.webterm_assets`).
+Nothing comes from the host's Python: the builder image (``builder/Dockerfile`` on top of the base
+image, :mod:`.debian_base`) has Debian's python3, gcc and musl-gcc; PyPI wheels are fetched inside
+the throw-away build container, with the CA bundle given by ``--ca-bundle`` bind-mounted read-only
+for pip.  The host contributes the installed ``krunner`` and ``ai.backend.kernel`` packages (the
+checkout's in an editable install, the wheel's otherwise) and the web terminal assets
+(:mod:`.webterm_assets`, or a directory given with ``--webterm-assets``).
 
-The result in the output directory::
+The result in the output directory (:func:`imagekit.bundle.default_output_dir`)::
 
     krunner-env.<variant>.<arch>.tar.xz          the volume content (MANIFEST.json first)
     krunner-env.<variant>.<arch>.manifest.json   the same manifest, next to it
     kernel/                                      the /opt/kernel tools, ready to bind-mount
                                                  (entrypoint, su-exec, dropbearmulti, sftp-server, …)
 
-A build is skipped when the manifest in the output directory carries the same
-inputs hash (sources, builder context, requirements, launcher sources, builder image id).
-The builder image also carries the static intrinsic sshd tools (``dropbearmulti``,
-``sftp-server``), compiled from Debian's source packages by ``builder/build-sshd-tools.sh``
-when the image is built; a change to that script or the Dockerfile rebuilds the image
-and thereby changes the inputs hash.
+A build is skipped when the manifest in the output directory carries the same inputs hash
+(sources, builder context, requirements, launcher sources, builder image id, web terminal asset
+versions).  The builder image also carries the static intrinsic sshd tools (``dropbearmulti``,
+``sftp-server``), compiled from Debian's source packages by ``builder/build-sshd-tools.sh`` when
+the image is built; a change to that script or the Dockerfile rebuilds the image and thereby
+changes the inputs hash.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -34,33 +36,42 @@ from pathlib import Path
 import docker
 from docker.types import Mount
 
-from imagekit.localenv._common import LocalEnvError, file_lock, log
-from imagekit.localenv.base_image import ensure_base_image
-from imagekit.localenv.engine import ensure_engine
-from imagekit.localenv.images import context_hash, ensure_image
-from imagekit.localenv.jobs import run_job
-from imagekit.localenv.krunner_dev import DEV_REQUIREMENTS, HOST_CA_IN_CONTAINER, host_ca_bundle
+from imagekit.console import progress
+from imagekit.context_images import context_hash, ensure_image
+from imagekit.docker_jobs import run_job
+from imagekit.locks import file_lock
 
 from . import (
     AGENT_PYTHON_VERSION,
     ARCH,
     BUNDLE_FORMAT,
-    DEFAULT_OUTPUT_DIR,
     PREFIX,
-    REPO_ROOT,
+    RUNNER_REQUIREMENTS,
     VARIANT,
+    ai_kernel_sources,
+    default_output_dir,
+    krunner_sources,
     manifest_name,
     tarball_name,
 )
+from .debian_base import require_base_image, resolve_base_image
 from .manifest import Manifest, ManifestError
+from .webterm_assets import (
+    MARKER,
+    WebtermAssetsError,
+    ensure_webterm_assets,
+    is_complete,
+    marker_text,
+)
 
 BUNDLE_DIR = Path(__file__).resolve().parent
 BUILDER_CONTEXT = BUNDLE_DIR / "builder"
 BUILDER_IMAGE_TAG = "bai-local/krunner-bundle-builder:bookworm"
 BUILD_TIMEOUT_SECONDS = 1200
-#: pinned runtime requirements of the bundle (the dev volume's, so both run the same deps)
-BUNDLE_REQUIREMENTS: tuple[str, ...] = DEV_REQUIREMENTS
 SIZE_TARGET_BYTES = 40 * 1024 * 1024
+#: where the CA bundle is bind-mounted in the throw-away build container (pip's PIP_CERT)
+CA_IN_CONTAINER = "/etc/bai-host-ca.pem"
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
 @dataclass(frozen=True)
@@ -78,14 +89,19 @@ class BundleBuild:
         return self.tarball.stat().st_size
 
 
-def _source_hash(builder_image_id: str, webterm_marker: str) -> str:
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def inputs_hash(builder_image_id: str, webterm_marker: str) -> str:
+    """The cache key of a build: everything that ends up in the bundle, short."""
     parts = {
         "format": str(BUNDLE_FORMAT), "variant": VARIANT, "arch": ARCH, "prefix": PREFIX,
         "agent-python": AGENT_PYTHON_VERSION,
-        "requirements": "\n".join(BUNDLE_REQUIREMENTS), "builder-image": builder_image_id,
+        "requirements": "\n".join(RUNNER_REQUIREMENTS), "builder-image": builder_image_id,
         "webterm": webterm_marker,
-        "krunner": context_hash(REPO_ROOT / "krunner"),
-        "ai": context_hash(REPO_ROOT / "ai"),
+        "krunner": context_hash(krunner_sources()),
+        "ai-backend-kernel": context_hash(ai_kernel_sources()),
         "csrc": context_hash(BUNDLE_DIR / "csrc"),
         "assemble": _file_hash(BUNDLE_DIR / "assemble.py"),
     }
@@ -95,24 +111,7 @@ def _source_hash(builder_image_id: str, webterm_marker: str) -> str:
     return context_hash(BUILDER_CONTEXT, parts)[:16]
 
 
-def _file_hash(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _webterm_assets() -> tuple[Path | None, str]:
-    from imagekit.localenv.webterm_assets import MARKER, ensure_webterm_assets
-
-    try:
-        directory = ensure_webterm_assets()
-    except LocalEnvError as exc:
-        log(f"krunner build: web terminal assets unavailable ({exc}); building without kernel/webterm-assets")
-        return None, "none"
-    return directory, (directory / MARKER).read_text()
-
-
-def _cached(output_dir: Path, inputs_hash: str) -> Manifest | None:
+def _cached(output_dir: Path, wanted: str) -> Manifest | None:
     tarball, manifest_path = output_dir / tarball_name(), output_dir / manifest_name()
     if not (tarball.is_file() and manifest_path.is_file() and (output_dir / "kernel").is_dir()):
         return None
@@ -120,27 +119,64 @@ def _cached(output_dir: Path, inputs_hash: str) -> Manifest | None:
         manifest = Manifest.from_file(manifest_path)
     except ManifestError:
         return None
-    return manifest if manifest.inputs_hash == inputs_hash else None
+    return manifest if manifest.inputs_hash == wanted else None
+
+
+def _build_environment(ca_bundle: Path | None, mounts: list[Mount]) -> dict[str, str]:
+    env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    if ca_bundle is not None:  # bind-mounted into the throw-away container only; never in an image or volume
+        mounts.append(Mount(CA_IN_CONTAINER, str(ca_bundle), type="bind", read_only=True))
+        env["PIP_CERT"] = CA_IN_CONTAINER
+    env.update({key: os.environ[key] for key in PROXY_VARIABLES if key in os.environ})
+    return env
 
 
 def build_bundle(
-    output_dir: Path | None = None, *, force: bool = False, client: docker.DockerClient | None = None
+    output_dir: Path | None = None,
+    *,
+    client: docker.DockerClient,
+    base_image: str | None = None,
+    webterm_assets: Path | None = None,
+    ca_bundle: Path | None = None,
+    force: bool = False,
 ) -> BundleBuild:
-    """Build (or reuse) the bundle in *output_dir*; raises :class:`LocalEnvError` on failure."""
+    """Build (or reuse) the bundle in *output_dir* (default: :func:`default_output_dir`).
+
+    *base_image*: a Debian 12 image for the builder (default :func:`resolve_base_image`; pulled if
+    missing).  *webterm_assets*: a complete assets directory; by default they are fetched from npm
+    into the user's cache (only when a build actually runs); if that fails the bundle is built
+    without ``kernel/webterm-assets``.  *ca_bundle*: for pip behind a TLS-intercepting proxy.
+
+    Raises :class:`imagekit.docker_jobs.DockerJobError` (or :class:`docker.errors.DockerException`)
+    on failure and :class:`ValueError` for an incomplete *webterm_assets* directory.
+    """
     started = time.monotonic()
-    output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR).resolve()
-    client = client or ensure_engine()
-    base = ensure_base_image(client=client)
+    output_dir = Path(output_dir or default_output_dir()).resolve()
+    base = require_base_image(client, resolve_base_image(base_image))
     builder = ensure_image(BUILDER_CONTEXT, BUILDER_IMAGE_TAG, base, client=client)
-    assets, assets_marker = _webterm_assets()
-    inputs_hash = _source_hash(client.images.get(builder).id, assets_marker)
+    builder_id = client.images.get(builder).id
+    if webterm_assets is not None:
+        if not is_complete(webterm_assets):
+            raise ValueError(f"{webterm_assets} is not a complete web terminal assets directory (no {MARKER} "
+                             "for the pinned versions); fetch it with `python -m imagekit.bundle.webterm_assets DIR`")
+        assets: Path | None = Path(webterm_assets).resolve()
+        wanted = inputs_hash(builder_id, (Path(webterm_assets) / MARKER).read_text())
+    else:
+        assets, wanted = None, inputs_hash(builder_id, marker_text())
     tarball, manifest_path, kernel_dir = output_dir / tarball_name(), output_dir / manifest_name(), output_dir / "kernel"
     with file_lock(f"krunner-bundle-{output_dir}"):
-        manifest = None if force else _cached(output_dir, inputs_hash)
+        manifest = None if force else _cached(output_dir, wanted)
         if manifest is not None:
-            log(f"krunner build: {tarball} is up to date (inputs {inputs_hash})")
+            progress(f"krunner build: {tarball} is up to date (inputs {wanted})")
             return BundleBuild(output_dir, tarball, manifest_path, kernel_dir, manifest, True,
                                time.monotonic() - started)
+        if webterm_assets is None:
+            try:
+                assets = ensure_webterm_assets()
+            except WebtermAssetsError as exc:
+                progress(f"krunner build: web terminal assets unavailable ({exc}); building without "
+                         "kernel/webterm-assets")
+                wanted = inputs_hash(builder_id, "none")
         from krunner import __version__ as krunner_version
 
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -150,29 +186,22 @@ def build_bundle(
             (work / "out").mkdir()
             (work / "empty-assets").mkdir()
             job = {
-                "prefix": PREFIX, "requirements": list(BUNDLE_REQUIREMENTS), "format": BUNDLE_FORMAT,
-                "variant": VARIANT, "arch": ARCH, "version": f"{krunner_version}+{inputs_hash}",
+                "prefix": PREFIX, "requirements": list(RUNNER_REQUIREMENTS), "format": BUNDLE_FORMAT,
+                "variant": VARIANT, "arch": ARCH, "version": f"{krunner_version}+{wanted}",
                 "agent_python": AGENT_PYTHON_VERSION,
-                "inputs_hash": inputs_hash, "tarball": tarball_name(), "xz_threads": 2,
+                "inputs_hash": wanted, "tarball": tarball_name(), "xz_threads": 2,
             }
             (work / "job" / "job.json").write_text(json.dumps(job))
             mounts = [
-                Mount("/src/krunner", str(REPO_ROOT / "krunner"), type="bind", read_only=True),
-                Mount("/src/ai", str(REPO_ROOT / "ai"), type="bind", read_only=True),
+                Mount("/src/krunner", str(krunner_sources()), type="bind", read_only=True),
+                Mount("/src/ai/backend/kernel", str(ai_kernel_sources()), type="bind", read_only=True),
                 Mount("/src/bundle", str(BUNDLE_DIR), type="bind", read_only=True),
                 Mount("/src/webterm-assets", str(assets or work / "empty-assets"), type="bind", read_only=True),
                 Mount("/job", str(work / "job"), type="bind", read_only=True),
                 Mount("/out", str(work / "out"), type="bind"),
             ]
-            env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-            ca = host_ca_bundle()
-            if ca is not None:  # bind-mounted into the throw-away container only; never in an image or volume
-                mounts.append(Mount(HOST_CA_IN_CONTAINER, str(ca), type="bind", read_only=True))
-                env["PIP_CERT"] = HOST_CA_IN_CONTAINER
-            for key in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
-                if key in os.environ:
-                    env[key] = os.environ[key]
-            log(f"krunner build: assembling {tarball_name()} in {builder} (inputs {inputs_hash})…")
+            env = _build_environment(ca_bundle, mounts)
+            progress(f"krunner build: assembling {tarball_name()} in {builder} (inputs {wanted})…")
             run_job(
                 client, builder, ["python3", "-u", "/src/bundle/assemble.py", "/job/job.json"],
                 what="krunner build", mounts=mounts, environment=env, timeout=BUILD_TIMEOUT_SECONDS,
@@ -186,6 +215,6 @@ def build_bundle(
             os.replace(out / "kernel", kernel_dir)
             os.replace(out / "MANIFEST.json", manifest_path)
     result = BundleBuild(output_dir, tarball, manifest_path, kernel_dir, manifest, False, time.monotonic() - started)
-    log(f"krunner build: {tarball} {result.size / 1e6:.1f} MB compressed, "
-        f"{manifest.total_size() / 1e6:.1f} MB unpacked, {len(manifest.files)} entries ({result.seconds:.0f}s)")
+    progress(f"krunner build: {tarball} {result.size / 1e6:.1f} MB compressed, "
+             f"{manifest.total_size() / 1e6:.1f} MB unpacked, {len(manifest.files)} entries ({result.seconds:.0f}s)")
     return result

@@ -20,7 +20,6 @@ profile) is not reproduced; the agent-driven tests in ``tests/agent`` cover thos
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ARCH, VARIANT, volume_name
+from . import ARCH, VARIANT, cache_root, volume_name
 
 STOCK_KRUNNER = "backend.ai-krunner-static-gnu==4.4.0"
 STOCK_KERNEL = ("backend.ai-kernel==26.9.6", "backend.ai-kernel-helper==26.9.6")
@@ -67,8 +66,7 @@ class StockRunner:
 
 
 def default_cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "bai-imagekit" / "stock-runner"
+    return cache_root() / "stock-runner"
 
 
 def stock_volume_name(version: int = 14) -> str:
@@ -101,7 +99,7 @@ def _extract(wheel: Path, prefix: str, dest: Path) -> list[str]:
     return names
 
 
-def install_stock_runner(cache: Path | None = None, client=None) -> StockRunner:
+def install_stock_runner(cache: Path | None = None, client=None, base_image: str | None = None) -> StockRunner:
     """Download upstream's packages, unpack the runner and tools, and create the volume (idempotent)."""
     from imagekit.bundle.volume import install_plain_volume
 
@@ -134,7 +132,8 @@ def install_stock_runner(cache: Path | None = None, client=None) -> StockRunner:
     pkg = krunner_pkg / "ai/backend/krunner/static_gnu"
     version = int((pkg / f"krunner-version.{VARIANT}.txt").read_text().strip())
     volume = stock_volume_name(version)
-    install_plain_volume(pkg / f"krunner-env.{VARIANT}.{ARCH}.tar.xz", volume, str(version), client=client)
+    install_plain_volume(pkg / f"krunner-env.{VARIANT}.{ARCH}.tar.xz", volume, str(version), client=client,
+                         base_image=base_image)
     marker.write_text(json.dumps({"volume": volume}))
     return StockRunner(root=root, volume=volume, kernel_tools=tools, packages=packages / "ai/backend", home_files=home)
 

@@ -6,7 +6,8 @@ sha256, mode and size, symlink targets, no extra files, and the ``VERSION``
 marker that is written last.  A missing, half-extracted or tampered volume is
 emptied and extracted again.
 
-The helper containers are made from the local base image (GNU find, coreutils,
+The helper containers are made from the Debian 12 base image (:mod:`.debian_base`:
+``--base-image``, ``$BAI_IMAGEKIT_BASE_IMAGE`` or ``debian:bookworm``; GNU find, coreutils,
 tar); the tarball is decompressed on the host (Python's lzma) into a temporary
 plain ``.tar`` that is bind-mounted read-only, so the helper needs no ``xz``.
 """
@@ -24,12 +25,21 @@ import docker
 from docker.errors import ContainerError, DockerException, NotFound
 from docker.types import Mount
 
-from imagekit.localenv._common import LocalEnvError, file_lock, log
-from imagekit.localenv.base_image import ensure_base_image
-from imagekit.localenv.engine import ensure_engine
+from imagekit.console import progress
+from imagekit.docker_jobs import DockerJobError
+from imagekit.engine import connect
+from imagekit.locks import file_lock
 
 from . import volume_name
-from .manifest import LISTING_SCRIPT, MANIFEST_MEMBER, VERSION_FILE, Manifest, parse_listing, verify
+from .debian_base import require_base_image, resolve_base_image
+from .manifest import (
+    LISTING_SCRIPT,
+    MANIFEST_MEMBER,
+    VERSION_FILE,
+    Manifest,
+    parse_listing,
+    verify,
+)
 
 VOLUME_LABEL = "ai.backend.imagekit.krunner-bundle"
 VERSION_LABEL = "ai.backend.krunner.version"
@@ -51,7 +61,7 @@ def _run_helper(client: docker.DockerClient, image: str, script: str, mounts: li
         )
     except ContainerError as exc:
         stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else str(exc.stderr)
-        raise LocalEnvError(f"helper container failed (exit {exc.exit_status}): {stderr.strip()[-2000:]}") from None
+        raise DockerJobError(f"helper container failed (exit {exc.exit_status}): {stderr.strip()[-2000:]}") from None
     return out.decode(errors="replace")
 
 
@@ -72,10 +82,10 @@ echo 'V-BEGIN'; cat {VERSION_FILE} 2>/dev/null || echo 'V-ABSENT'
 def _extract(client: docker.DockerClient, image: str, volume: str, tarball: Path, manifest: Manifest) -> None:
     with tempfile.TemporaryDirectory(prefix="bai-krunner-install.") as tmp:
         plain = Path(tmp) / "bundle.tar"
-        log(f"krunner install: decompressing {tarball.name}…")
+        progress(f"krunner install: decompressing {tarball.name}…")
         with lzma.open(tarball) as src, open(plain, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        log(f"krunner install: extracting into volume {volume}…")
+        progress(f"krunner install: extracting into volume {volume}…")
         script = f"""set -e
 find /vol -mindepth 1 -delete
 tar -x --no-same-owner -C /vol -f /bundle.tar
@@ -90,19 +100,24 @@ mv /vol/{VERSION_FILE}.tmp /vol/{VERSION_FILE}
 
 
 def install_volume(
-    tarball: Path, *, client: docker.DockerClient | None = None, name: str | None = None, force: bool = False
+    tarball: Path,
+    *,
+    client: docker.DockerClient | None = None,
+    base_image: str | None = None,
+    name: str | None = None,
+    force: bool = False,
 ) -> InstallResult:
     """Create or repair the krunner volume for *tarball*; return what was done.
 
     Raises :class:`imagekit.bundle.manifest.ManifestError` for a bad tarball and
-    :class:`LocalEnvError` when Docker fails or the volume does not verify after extraction.
+    :class:`DockerJobError` when Docker fails or the volume does not verify after extraction.
     """
     started = time.monotonic()
     tarball = Path(tarball)
     manifest = Manifest.from_tarball(tarball)
     name = name or volume_name(manifest.volume_version, manifest.arch, manifest.variant)
-    client = client or ensure_engine()
-    helper = ensure_base_image(client=client)
+    client = client or connect()
+    helper = require_base_image(client, resolve_base_image(base_image))
     with file_lock(f"volume-{name}"):
         try:
             client.volumes.get(name)
@@ -112,24 +127,26 @@ def install_volume(
             action = "created"
         problems = [] if action == "created" else inspect_volume(client, helper, name, manifest)
         if action == "repaired" and not problems and not force:
-            log(f"krunner install: volume {name} is intact ({len(manifest.files)} entries, {manifest.version})")
+            progress(f"krunner install: volume {name} is intact ({len(manifest.files)} entries, {manifest.version})")
             return InstallResult(name, "up-to-date", [], time.monotonic() - started)
         for problem in problems:
-            log(f"krunner install: {name}: {problem}")
+            progress(f"krunner install: {name}: {problem}")
         _extract(client, helper, name, tarball, manifest)
         after = inspect_volume(client, helper, name, manifest)
         if after:
-            raise LocalEnvError(f"volume {name} does not match the manifest after extraction: " + "; ".join(after[:5]))
+            raise DockerJobError(f"volume {name} does not match the manifest after extraction: " + "; ".join(after[:5]))
     result = InstallResult(name, action, problems, time.monotonic() - started)
-    log(f"krunner install: volume {name} {action} and verified ({result.seconds:.1f}s)")
+    progress(f"krunner install: volume {name} {action} and verified ({result.seconds:.1f}s)")
     return result
 
 
-def install_plain_volume(tarball: Path, name: str, version: str, *, client: docker.DockerClient | None = None) -> str:
+def install_plain_volume(
+    tarball: Path, name: str, version: str, *, client: docker.DockerClient | None = None, base_image: str | None = None
+) -> str:
     """Create *name* from a ``.tar.xz`` without a manifest (upstream's krunner env), the way the agent's
     extractor does: empty the volume, extract, write ``VERSION`` last. Skipped when ``VERSION`` matches."""
-    client = client or ensure_engine()
-    helper = ensure_base_image(client=client)
+    client = client or connect()
+    helper = require_base_image(client, resolve_base_image(base_image))
     with file_lock(f"volume-{name}"):
         try:
             client.volumes.get(name)
@@ -143,7 +160,7 @@ def install_plain_volume(tarball: Path, name: str, version: str, *, client: dock
             plain = Path(tmp) / "env.tar"
             with lzma.open(tarball) as src, open(plain, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-            log(f"krunner install: extracting {Path(tarball).name} into volume {name}…")
+            progress(f"krunner install: extracting {Path(tarball).name} into volume {name}…")
             _run_helper(client, helper, f"""set -e
 find /vol -mindepth 1 -delete
 tar -x -C /vol -f /env.tar
@@ -154,11 +171,11 @@ echo {version} > /vol/VERSION
 
 def remove_volume(name: str, *, client: docker.DockerClient | None = None) -> bool:
     """Remove the volume *name*; False if it did not exist."""
-    client = client or ensure_engine()
+    client = client or connect()
     try:
         client.volumes.get(name).remove(force=True)
     except NotFound:
         return False
     except DockerException as exc:
-        raise LocalEnvError(f"cannot remove volume {name}: {exc}") from exc
+        raise DockerJobError(f"cannot remove volume {name}: {exc}") from exc
     return True

@@ -18,12 +18,18 @@ def docker_client() -> docker.DockerClient:
 
 
 def krunner_mount(client: docker.DockerClient) -> KrunnerMount:
-    """The self-contained krunner bundle (built and installed as a volume on first use, then cached):
-    it runs in any x86-64 image, with or without Python or a libc."""
+    """The self-contained krunner bundle (it runs in any x86-64 image, with or without Python or a
+    libc), as ``krunner build`` and ``krunner install`` left it; never built or installed here."""
+    from imagekit.bundle.installed import (
+        BundleNotInstalled,
+        bundle_mount,
+        find_installed_bundle,
+    )
+
     try:
-        return KrunnerMount.from_bundle(client=client)
-    except Exception as exc:  # noqa: BLE001 - any failure to provide krunner is an environment problem
-        raise EnvironmentProblem(f"cannot provide the krunner volume: {exc}") from exc
+        return bundle_mount(find_installed_bundle(client))
+    except BundleNotInstalled as exc:
+        raise EnvironmentProblem(str(exc)) from exc
 
 
 def stock_runner_mount() -> KrunnerMount:

@@ -1,7 +1,9 @@
-"""Prepare the local Docker environment for krunner tests: engine, images, volumes.
+"""This repository's test set-up: engine, debootstrap base image, test images, krunner volumes.
 
-Every ``ensure_*`` function is idempotent and cached (by image label / volume name),
-and safe to call concurrently from several processes (file locks under /tmp).
+It installs and starts things on the host (``dockerd``, ``debootstrap``) and knows the checkout
+(:mod:`.checkout`); the product (the rest of ``imagekit``) does neither and never imports this
+package.  Every ``ensure_*`` function is idempotent and cached (by image label / volume name),
+and safe to call concurrently from several processes (file locks, :mod:`imagekit.locks`).
 """
 
 from ._common import LocalEnvError

@@ -21,8 +21,8 @@ import subprocess
 from pathlib import Path
 
 from ._common import LocalEnvError, file_lock, log
+from .checkout import CACHE_DIR, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 AGENT_VERSION = "26.9.6"
 STOCK_KRUNNER = "backend.ai-krunner-static-gnu==4.4.0"
 AGENT_REQUIREMENTS = (
@@ -31,7 +31,7 @@ AGENT_REQUIREMENTS = (
     f"backend.ai-kernel-binary=={AGENT_VERSION}",
     STOCK_KRUNNER,
 )
-DEFAULT_VENV = Path(os.environ.get("BAI_AGENT_VENV") or REPO_ROOT / ".cache" / "agent-venv")
+DEFAULT_VENV = Path(os.environ.get("BAI_AGENT_VENV") or CACHE_DIR / "agent-venv")
 DRIVER = REPO_ROOT / "tests" / "agent" / "stock_agent_driver.py"
 PIP_TIMEOUT_SECONDS = 900
 

@@ -3,7 +3,7 @@
 The checkout's ``krunner/`` and ``ai/`` packages are *not* in the volume; they are
 bind-mounted read-only over the empty ``site-packages/krunner`` and
 ``site-packages/ai`` directories at container start (see
-:class:`imagekit.harness.krunner_mount.KrunnerMount`).
+:func:`imagekit.localenv.krunner_mounts.dev_checkout_mount`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import docker
 from docker.errors import NotFound
 from docker.types import Mount
 
+from imagekit.bundle import RUNNER_REQUIREMENTS
+from imagekit.docker_jobs import run_job
+
 from ._common import LocalEnvError, file_lock, log
 from .base_image import ensure_base_image
 from .engine import ensure_engine
 from .images import ensure_image
-from .jobs import run_job
 
 DEV_PREFIX = "/opt/backend.ai"
 DEV_PYTHON_VERSION = "3.11"
@@ -32,21 +34,8 @@ DEV_MARKER = f"{DEV_PREFIX}/VERSION"
 DEV_VOLUME_PREFIX = "bai-krunner-dev"
 DEV_VOLUME_LABEL = "ai.backend.imagekit.krunner-dev"
 
-# The runtime dependencies of the runner (incl. transitive ones), pinned.
-DEV_REQUIREMENTS: tuple[str, ...] = (
-    "pyzmq==27.1.0",
-    "uvloop==0.21.0",
-    "msgpack==1.1.1",
-    "pydantic==2.11.7",
-    "pydantic-core==2.33.2",
-    "annotated-types==0.7.0",
-    "typing-extensions==4.14.1",
-    "typing-inspection==0.4.1",
-    "ptyprocess==0.7.0",
-    "jinja2==3.1.6",
-    "markupsafe==3.0.2",
-    "websockets==17.4",
-)
+#: the runner's pinned runtime dependencies: the same as the bundle's
+DEV_REQUIREMENTS: tuple[str, ...] = RUNNER_REQUIREMENTS
 # Mount points for the checkout's packages (the volume itself is mounted read-only).
 DEV_OVERLAY_DIRS: tuple[str, ...] = (f"{DEV_SITE_PACKAGES}/krunner", f"{DEV_SITE_PACKAGES}/ai")
 

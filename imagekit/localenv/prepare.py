@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from docker.errors import DockerException
 
+from imagekit.docker_jobs import DockerJobError
+
 from ._common import LocalEnvError, log
 from .base_image import ensure_base_image
 from .engine import ensure_engine
@@ -116,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "prepare":
         try:
             prepare(args.images, krunner_volume=not args.no_krunner_volume)
-        except (LocalEnvError, DockerException, OSError) as e:
+        except (DockerJobError, DockerException, OSError) as e:
             first = str(e).strip().splitlines()
             detail = "\n".join(first[1:])
             if detail:

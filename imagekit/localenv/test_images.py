@@ -10,11 +10,9 @@ import docker
 
 from ._common import LocalEnvError
 from .base_image import ensure_base_image
+from .checkout import TEST_IMAGES_DIR
 from .engine import ensure_engine
 from .images import ensure_image
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TEST_IMAGES_DIR = REPO_ROOT / "tests" / "images"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Generate ``docs/rules.md`` from the rule table: ``python -m imagekit.rules.docs [--check]``.
 
 Without options the file is (re)written; ``--check`` only compares and exits 1
-when the file is missing or out of date (for CI and the unit tests).
+when the file is missing or out of date (for CI and the unit tests).  A maintainer's command:
+it runs in the repository's root (``--output`` names another file).
 
 Each rule gets a section with its ID, severity, title, description and fix
 hint.  A check module may also define ``EXAMPLES: dict[str, str]`` (rule ID to
@@ -22,7 +23,8 @@ _PACKAGE = __package__ or "imagekit.rules"
 #: what a rule without ``matches`` was written from (shared/spec: upstream sources up to 2024)
 UNVERIFIED_MATCH = "Backend.AI up to 24.x (written from the upstream sources of that time; not re-checked against 26.x)"
 
-DOCS_FILE = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+#: relative to the current directory: the command runs in the repository's root
+DOCS_FILE = Path("docs") / "rules.md"
 
 _SUBJECT_TITLES = {
     "labels": "Labels",
@@ -106,7 +108,7 @@ def _anchor(r: Rule) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imagekit.rules.docs", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if docs/rules.md is not up to date")
-    parser.add_argument("--output", type=Path, default=DOCS_FILE, help="file to write or check")
+    parser.add_argument("--output", type=Path, default=DOCS_FILE, help="file to write or check (default: docs/rules.md in the current directory)")
     args = parser.parse_args(argv)
     text = render()
     if args.check:

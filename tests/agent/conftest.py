@@ -43,12 +43,16 @@ class StockAgent:
 def stock_agent(localenv) -> StockAgent:
     """The agent venv with our krunner package installed and the agent's volume prepared."""
     from imagekit.bundle.agent_package import build_agent_package
-    from imagekit.bundle.build import build_bundle
-    from imagekit.localenv.agent_venv import ensure_agent_venv, run_driver, use_krunner_package
+    from imagekit.localenv.agent_venv import (
+        ensure_agent_venv,
+        run_driver,
+        use_krunner_package,
+    )
+    from imagekit.localenv.krunner_mounts import ensure_krunner_bundle
 
     try:
         python = ensure_agent_venv()
-        package = build_agent_package(build_bundle().tarball, PACKAGE_DIR)
+        package = build_agent_package(ensure_krunner_bundle().tarball, PACKAGE_DIR)
         installed = use_krunner_package(python, package.wheel)
         volumes = run_driver(python, "prepare")
     except Exception as exc:  # noqa: BLE001 - any set-up failure fails the tests loudly

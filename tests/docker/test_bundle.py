@@ -32,10 +32,11 @@ NONROOT = "bai-test/nonroot:latest"
 
 @pytest.fixture(scope="module")
 def bundle(localenv) -> KrunnerMount:
+    from imagekit.localenv.krunner_mounts import bundle_mount
     from imagekit.localenv.test_images import ensure_test_images
 
     ensure_test_images(["busybox", "nonroot"])
-    return KrunnerMount.from_bundle()
+    return bundle_mount()
 
 
 class BundleKernel:
@@ -290,11 +291,11 @@ def test_install_repairs_a_tampered_volume(bundle):
     import docker
     from docker.types import Mount
 
-    from imagekit.bundle.build import build_bundle
     from imagekit.bundle.volume import install_volume, remove_volume
+    from imagekit.localenv.krunner_mounts import ensure_krunner_bundle
 
     client = docker.from_env()
-    tarball = build_bundle().tarball
+    tarball = ensure_krunner_bundle().tarball
     name = f"bai-test-krunner-tamper-{int(time.time())}"
     try:
         first = install_volume(tarball, name=name)

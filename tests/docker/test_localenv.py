@@ -1,4 +1,4 @@
-"""Real-Docker checks for imagekit.localenv and imagekit.harness.container."""
+"""Real-Docker checks for the test set-up (imagekit.localenv) and imagekit.harness.container."""
 
 from __future__ import annotations
 
@@ -11,17 +11,24 @@ import docker
 import pytest
 from docker.types import Mount
 
-from imagekit.harness.container import KERNEL_PORTS, runner_command, start_kernel_container
-from imagekit.harness.krunner_mount import KrunnerMount
+from imagekit.harness.container import (
+    KERNEL_PORTS,
+    runner_command,
+    start_kernel_container,
+)
 from imagekit.localenv.base_image import BASE_IMAGE_TAG, ensure_base_image
 from imagekit.localenv.engine import ensure_engine
 from imagekit.localenv.images import CONTEXT_HASH_LABEL, ensure_image
-from imagekit.localenv.krunner_dev import DEV_SITE_PACKAGES, dev_volume_name, ensure_dev_krunner_volume
+from imagekit.localenv.krunner_dev import (
+    DEV_SITE_PACKAGES,
+    dev_volume_name,
+    ensure_dev_krunner_volume,
+)
+from imagekit.localenv.krunner_mounts import dev_checkout_mount
 from imagekit.localenv.test_images import TEST_IMAGES, ensure_test_images
 
 pytestmark = pytest.mark.docker
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PY_IMAGE = TEST_IMAGES["python"].tag
 
 
@@ -101,7 +108,7 @@ def stub_entrypoint(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def kernel(dev_volume: str, stub_entrypoint: Path) -> Iterator:
-    mount = replace(KrunnerMount.dev_checkout(REPO_ROOT), entrypoint_host_path=stub_entrypoint)
+    mount = replace(dev_checkout_mount(), entrypoint_host_path=stub_entrypoint)
     kc = start_kernel_container(
         PY_IMAGE, "python", "/usr/bin/python3", krunner=mount, env={"FOO": "bar"},
         extra_ports=(8080,), environ_txt={"ONLY_IN_FILE": "1"}, intrinsic_ports={"replin": 2000},
