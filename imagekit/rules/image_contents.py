@@ -8,19 +8,35 @@ from __future__ import annotations
 
 import re
 
-from krunner.contract import BASE_DISTRO_LABEL, DISTRO_FAMILIES, RUNTIME_PATH_LABEL, SERVICE_DEFS_DIR
+from krunner.contract import (
+    BASE_DISTRO_LABEL,
+    DISTRO_FAMILIES,
+    RUNTIME_PATH_LABEL,
+    SERVICE_DEFS_DIR,
+)
 
 from ..findings import Finding, Location, Severity
 
 # the facts live in image_facts (shared with `init --from`); re-exported here for the rule's tests and docs
 from ..image_facts import (  # noqa: F401
-    GLIBC_DISTROS, GLIBC_LOADERS, MUSL_DISTRO, MUSL_LOADERS, PATH_DIRS, PROBE_ARCHES, ProbeResult,
-    distro_from_os_release, distro_from_probe_output, glibc_distro, parse_os_release, probe_commands, probe_libc,
+    GLIBC_DISTROS,
+    GLIBC_LOADERS,
+    MUSL_DISTRO,
+    MUSL_LOADERS,
+    PATH_DIRS,
+    PROBE_ARCHES,
+    ProbeResult,
+    describe,
+    distro_from_os_release,
+    distro_from_probe_output,
+    find_tool,
+    glibc_distro,
+    parse_os_release,
+    present,
+    probe_commands,
+    probe_libc,
+    recognised,
 )
-from ..image_facts import describe as _describe  # noqa: I001
-from ..image_facts import find_tool as _find_tool
-from ..image_facts import present as _present
-from ..image_facts import recognised as _recognised
 from ..kernel_inputs import FileInfo, ImageFS, KernelInputs
 from ..policy import POLICY_PATH
 from .catalogue import rule
@@ -159,16 +175,16 @@ def _runtime_path(inputs: KernelInputs, fs: ImageFS) -> list[Finding]:
     info = fs.stat(path)
     loc = _where(inputs, RUNTIME_PATH_LABEL)
     if info is None or info.kind == "symlink":
-        return [RUNTIME_MISSING.finding(f"runtime-path {path} does not exist in the image (found {_describe(info)})",
+        return [RUNTIME_MISSING.finding(f"runtime-path {path} does not exist in the image (found {describe(info)})",
                                         location=loc, label=RUNTIME_PATH_LABEL)]  # fmt: skip
     if not info.executable:
-        return [RUNTIME_NOT_EXEC.finding(f"runtime-path {path} is {_describe(info)}, not an executable file",
+        return [RUNTIME_NOT_EXEC.finding(f"runtime-path {path} is {describe(info)}, not an executable file",
                                          location=loc, label=RUNTIME_PATH_LABEL)]  # fmt: skip
     return []
 
 
 def _libc(fs: ImageFS) -> tuple[list[Finding], str | None]:
-    glibc, musl = _present(fs, GLIBC_LOADERS), _present(fs, MUSL_LOADERS)
+    glibc, musl = present(fs, GLIBC_LOADERS), present(fs, MUSL_LOADERS)
     if glibc and not musl:
         return [], "glibc"
     if musl and not glibc:
@@ -196,7 +212,7 @@ def _detected(inputs: KernelInputs, fs: ImageFS, loc: Location, empty: bool) -> 
                                "session would fail with UnsupportedBaseDistroError", location=loc,
                                label=BASE_DISTRO_LABEL)]  # fmt: skip
     answer = results[-1]
-    line = (_recognised(answer.output or "") or ("",))[0]
+    line = (recognised(answer.output or "") or ("",))[0]
     before = f" (after {_tried(results[:-1])})" if len(results) > 1 else ""
     musl = "; musl: current upstream agents have no krunner volume for it (see BAI015)" if distro == MUSL_DISTRO else ""
     return [DISTRO_DETECTED.finding(
@@ -234,7 +250,7 @@ def _base_distro(inputs: KernelInputs, fs: ImageFS, libc: str | None) -> list[Fi
     if parsed and libc is not None:
         wants = "musl" if parsed[0] == "alpine" else "glibc"
         if wants != libc:
-            found = ", ".join(_present(fs, GLIBC_LOADERS if libc == "glibc" else MUSL_LOADERS))
+            found = ", ".join(present(fs, GLIBC_LOADERS if libc == "glibc" else MUSL_LOADERS))
             out.append(LIBC_MISMATCH.finding(
                 f"{BASE_DISTRO_LABEL} is {label} ({wants}) but the image has the {libc} loader {found}",
                 location=loc, label=BASE_DISTRO_LABEL))  # fmt: skip
@@ -245,10 +261,10 @@ def _entrypoint(fs: ImageFS) -> list[Finding]:
     out: list[Finding] = []
     sh = fs.stat("/bin/sh")
     if sh is None or not sh.executable:
-        out.append(NO_SH.finding(f"/bin/sh is {_describe(sh)} in the image", location=Location(file="/bin/sh")))
+        out.append(NO_SH.finding(f"/bin/sh is {describe(sh)} in the image", location=Location(file="/bin/sh")))
     alpine = fs.stat("/bin/ash") is not None  # entrypoint.sh's own test
     for tool, (breaks, on_glibc, on_musl, essential) in _TOOLS.items():
-        if not (on_musl if alpine else on_glibc) or _find_tool(fs, tool):
+        if not (on_musl if alpine else on_glibc) or find_tool(fs, tool):
             continue
         essential = essential or (alpine and tool in _ALPINE_ESSENTIAL)
         r = ENTRYPOINT_TOOL if essential else ENTRYPOINT_TOOL_OPTIONAL
@@ -277,7 +293,7 @@ def _service_defs(fs: ImageFS) -> list[Finding]:
         path = f"{SERVICE_DEFS_DIR}/{name}"
         info = fs.stat(path)
         if info is None or not _readable(info):
-            out.append(SERVICE_DEF_UNREADABLE.finding(f"{path} is {_describe(info)}: the runner cannot read it",
+            out.append(SERVICE_DEF_UNREADABLE.finding(f"{path} is {describe(info)}: the runner cannot read it",
                                                       location=Location(file=path)))  # fmt: skip
     return out
 
@@ -286,11 +302,11 @@ def _files(fs: ImageFS) -> list[Finding]:
     out: list[Finding] = []
     policy = fs.stat(POLICY_PATH)
     if policy is not None and not _readable(policy):
-        out.append(POLICY_UNREADABLE.finding(f"{POLICY_PATH} is {_describe(policy)}: the jail cannot read it",
+        out.append(POLICY_UNREADABLE.finding(f"{POLICY_PATH} is {describe(policy)}: the jail cannot read it",
                                              location=Location(file=POLICY_PATH)))  # fmt: skip
     boot = fs.stat(BOOTSTRAP)
     if boot is not None and not boot.executable:
-        out.append(BOOTSTRAP_NOT_EXEC.finding(f"{BOOTSTRAP} is {_describe(boot)}: entrypoint.sh skips it",
+        out.append(BOOTSTRAP_NOT_EXEC.finding(f"{BOOTSTRAP} is {describe(boot)}: entrypoint.sh skips it",
                                               location=Location(file=BOOTSTRAP)))  # fmt: skip
     return out
 
