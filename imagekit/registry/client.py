@@ -107,10 +107,12 @@ class RegistryClient:
         timeout: float = DEFAULT_TIMEOUT,
         credentials: Credentials | None = None,
         use_docker_config: bool = True,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.host = host
         self.insecure = insecure
         self.timeout = timeout
+        self.page_size = page_size
         self.base = f"{'http' if insecure else 'https'}://{host}"
         self.credentials = credentials if credentials is not None or not use_docker_config else find_credentials(host)
         self._session = requests.Session()
@@ -120,6 +122,7 @@ class RegistryClient:
         self._tokens: dict[str, str] = {}
         self._basic = False  # the registry asked for basic auth
         self._pinged = False
+        self._configs: dict[tuple[str, str], ImageConfig] = {}
 
     def close(self) -> None:
         self._session.close()
@@ -287,6 +290,12 @@ class RegistryClient:
         return Fetched(media_type, digest, raw, document)
 
     def get_config(self, repository: str, digest: str) -> ImageConfig:
+        key = (repository, digest)
+        if key not in self._configs:
+            self._configs[key] = self._get_config(repository, digest)
+        return self._configs[key]
+
+    def _get_config(self, repository: str, digest: str) -> ImageConfig:
         what = f"{self.host}/{repository} config blob {digest[:19]}"
         resp = self.request("GET", f"/v2/{repository}/blobs/{digest}", scope=_pull(repository), what=what)
         with resp:
@@ -318,7 +327,7 @@ class RegistryClient:
             raise RegistryError(f"{what}: the downloaded content does not match its digest")
 
     def _pages(self, path: str, key: str, scope: str, what: str) -> Iterator[str]:
-        url: str | None = f"{path}?n={PAGE_SIZE}"
+        url: str | None = f"{path}?n={self.page_size}"
         seen: set[str] = set()
         while url:
             resp = self.request("GET", url, scope=scope, what=what)

@@ -1,0 +1,284 @@
+"""``bai-imagekit validate REGISTRY/REPO:TAG`` against real registries on 127.0.0.1 (no pull, no engine
+for the image): the same findings as the local image, the rescan's verdict per platform, auth from the
+Docker config and credential helpers, TLS against the test CA, and exit 2 with a clear message for a
+missing tag, a denied request, a timeout and a server that is no registry."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from imagekit.localenv.registry_seed import get_manifest, put_manifest
+
+CLI = [sys.executable, "-m", "imagekit.cli"]
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    full = {**os.environ, "NO_COLOR": "1", "DOCKER_CONFIG": os.environ.get("BAI_TEST_EMPTY_DOCKER_CONFIG", ""),
+            **(env or {})}
+    if not full["DOCKER_CONFIG"]:
+        full.pop("DOCKER_CONFIG")
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=full, timeout=timeout)
+
+
+def as_json(out: subprocess.CompletedProcess) -> dict:
+    assert out.stdout, f"no output (exit {out.returncode}): {out.stderr[-2000:]}"
+    return json.loads(out.stdout)
+
+
+def comparable(findings: list[dict], name: str) -> list[tuple]:
+    """Findings without the target's name (the local and the registry reference differ)."""
+    def loc(f):
+        where = f.get("location") or {}
+        return (where.get("file", "").replace(name, "<image>"), where.get("line"))
+    return sorted((f["rule"], f["severity"], f["message"].replace(name, "<image>"), f.get("label"), loc(f))
+                  for f in findings)
+
+
+@pytest.fixture()
+def docker_config(tmp_path, monkeypatch):
+    """An empty DOCKER_CONFIG directory for the CLI runs of one test (never the user's own)."""
+    directory = tmp_path / "docker-config"
+    directory.mkdir()
+    monkeypatch.setenv("BAI_TEST_EMPTY_DOCKER_CONFIG", str(directory))
+    return directory
+
+
+# ------------------------------------------------------------------------------------ same findings
+
+
+def test_python_from_the_registry_gives_the_local_images_findings(reference_image, pushed_reference_images,
+                                                                   docker_config):
+    local = reference_image("python")
+    pushed = pushed_reference_images("python")
+    here = cli("validate", local, "--format", "json")
+    there = cli("validate", "--insecure", pushed.reference, "--format", "json")
+    assert here.returncode in (0, 1), here.stderr
+    assert there.returncode == here.returncode, there.stderr
+    local_doc, remote_doc = as_json(here), as_json(there)
+    assert comparable(remote_doc["findings"], pushed.reference) == comparable(local_doc["findings"], local)
+    assert "downloading layer" in there.stderr  # the files came from the layer blobs
+
+    (image,) = remote_doc["rescan"]
+    manifest = get_manifest(pushed.registry, pushed.repository, pushed.tag).document()
+    size = sum(layer["size"] for layer in manifest["layers"]) + manifest["config"]["size"]
+    assert image["digest"] == pushed.digest
+    assert image["verdict"] == "kernel"
+    (platform,) = image["platforms"]
+    assert platform["platform"] == "linux/amd64" and platform["architecture"] == "x86_64"
+    assert platform["verdict"] == "kernel" and platform["size"] == size
+    assert [layer["size"] for layer in platform["layers"]] == [layer["size"] for layer in manifest["layers"]]
+
+
+def test_text_output_states_the_rescan_verdict(pushed_reference_images, docker_config):
+    pushed = pushed_reference_images("python-minimal")
+    out = cli("validate", "--insecure", "--labels-only", pushed.reference)
+    assert out.returncode == 0, out.stderr
+    assert f"rescan of {pushed.reference}" in out.stdout
+    assert "linux/amd64 (x86_64): registered as a kernel image" in out.stdout
+    assert "downloading layer" not in out.stderr  # --labels-only reads no layer
+
+
+def test_size_budget_names_the_largest_layers(pushed_reference_images, docker_config):
+    pushed = pushed_reference_images("python-minimal")
+    manifest = get_manifest(pushed.registry, pushed.repository, pushed.tag).document()
+    largest = max(manifest["layers"], key=lambda layer: layer["size"])
+    out = cli("validate", "--insecure", "--labels-only", pushed.reference, "--max-size", "1MiB", "--format", "json")
+    assert out.returncode == 1, out.stderr
+    (finding,) = [f for f in as_json(out)["findings"] if f["rule"] == "BAI315"]
+    assert finding["severity"] == "error"
+    assert "over the budget of 1.0 MiB" in finding["message"]
+    assert largest["digest"][7:19] in finding["message"]
+    ok = cli("validate", "--insecure", "--labels-only", pushed.reference, "--max-size", "100GiB", "--format", "json")
+    assert not [f for f in as_json(ok)["findings"] if f["rule"] == "BAI315"]
+
+
+# ------------------------------------------------------------------------------------ several platforms
+
+
+def test_oci_index_gets_a_verdict_per_platform(two_platform_index, docker_config):
+    for index in (two_platform_index.matching, two_platform_index.manifest_list):
+        out = cli("validate", "--insecure", "--labels-only", index.reference, "--format", "json")
+        assert out.returncode == 0, out.stderr
+        doc = as_json(out)
+        assert doc["targets"] == [f"{index.reference} (linux/amd64)", f"{index.reference} (linux/arm64/v8)"]
+        (image,) = doc["rescan"]
+        assert image["media_type"] == index.media_type
+        assert [(p["architecture"], p["verdict"]) for p in image["platforms"]] == [("x86_64", "kernel"),
+                                                                                 ("aarch64", "kernel")]
+        assert not [f for f in doc["findings"] if f["rule"] == "BAI316"]
+
+
+def test_platforms_with_different_labels_are_flagged(two_platform_index, docker_config):
+    index = two_platform_index.mismatch
+    out = cli("validate", "--insecure", "--labels-only", index.reference, "--format", "json")
+    doc = as_json(out)
+    (finding,) = [f for f in doc["findings"] if f["rule"] == "BAI316"]
+    assert finding["target"] == f"{index.reference} (linux/arm64/v8)"
+    (label,) = index.arm64_label_changes
+    assert label in finding["message"]
+    only_arm = cli("validate", "--insecure", "--labels-only", index.reference, "--platform", "linux/amd64",
+                   "--format", "json")
+    assert as_json(only_arm)["targets"] == [f"{index.reference} (linux/amd64)"]
+
+
+def test_attestation_entries_are_skipped_and_duplicate_architectures_flagged(two_platform_index, plain_registry,
+                                                                             docker_config):
+    index = two_platform_index.matching
+    amd64 = get_manifest(plain_registry, index.repository, index.amd64_digest)
+    entry = {"mediaType": amd64.media_type, "digest": index.amd64_digest, "size": len(amd64.body)}
+    doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {**entry, "platform": {"os": "linux", "architecture": "amd64"}},
+        {**entry, "platform": {"os": "unknown", "architecture": "unknown"},
+         "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                         "vnd.docker.reference.digest": index.amd64_digest}},
+        {**entry, "platform": {"os": "windows", "architecture": "amd64"}},
+    ]}
+    body = json.dumps(doc).encode()
+    put_manifest(plain_registry, index.repository, "odd-entries", doc["mediaType"], body)
+    ref = plain_registry.ref(index.repository, "odd-entries")
+    out = cli("validate", "--insecure", "--labels-only", ref, "--format", "json")
+    result = as_json(out)
+    platforms = result["rescan"][0]["platforms"]
+    assert [(p["platform"], p["verdict"]) for p in platforms] == [
+        ("linux/amd64", "skipped"), ("unknown/unknown", "skipped"), ("windows/amd64", "kernel")]
+    assert "attestation manifest" in platforms[1]["reason"]
+    assert "replaced by the later entry windows/amd64" in platforms[0]["reason"]
+    assert [f["target"] for f in result["findings"] if f["rule"] == "BAI318"] == [f"{ref} (linux/amd64)"]
+
+
+# ------------------------------------------------------------------------------------ auth and TLS
+
+
+def _config_with_auth(directory: Path, registry, password: str | None = None) -> None:
+    token = base64.b64encode(f"{registry.username}:{password or registry.password}".encode()).decode()
+    (directory / "config.json").write_text(json.dumps({"auths": {registry.address: {"auth": token}}}))
+
+
+def test_basic_auth_from_the_docker_config_over_tls(pushed_reference_images, tls_registry, docker_config):
+    pushed = pushed_reference_images("python-minimal", registry=tls_registry)
+    tls = {"SSL_CERT_FILE": str(tls_registry.ca_cert)}
+    anonymous = cli("validate", "--labels-only", pushed.reference, env=tls)
+    assert anonymous.returncode == 2
+    assert "needs a user name and password" in anonymous.stderr and "Traceback" not in anonymous.stderr
+
+    _config_with_auth(docker_config, tls_registry, password="wrong")
+    wrong = cli("validate", "--labels-only", pushed.reference, env=tls)
+    assert wrong.returncode == 2 and "access denied" in wrong.stderr and "auths" in wrong.stderr
+
+    _config_with_auth(docker_config, tls_registry)
+    good = cli("validate", pushed.reference, "--format", "json", env=tls)
+    assert good.returncode == 0, good.stderr
+    assert as_json(good)["rescan"][0]["verdict"] == "kernel"
+
+    untrusted = cli("validate", "--labels-only", pushed.reference, env={"SSL_CERT_FILE": ""})
+    assert untrusted.returncode == 2
+    assert "TLS with" in untrusted.stderr and "SSL_CERT_FILE" in untrusted.stderr
+
+
+def test_credential_helper_as_the_docker_cli_calls_it(pushed_reference_images, tls_registry, docker_config,
+                                                      tmp_path):
+    pushed = pushed_reference_images("python-minimal", registry=tls_registry)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    asked = tmp_path / "asked"
+    helper = bin_dir / "docker-credential-bai-test"
+    helper.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = get ] || exit 1\ncat > {asked}\n'
+        f"""printf '{{"ServerURL":"%s","Username":"{tls_registry.username}","Secret":"{tls_registry.password}"}}' """
+        f'"$(cat {asked})"\n')
+    helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
+    (docker_config / "config.json").write_text(json.dumps({"credHelpers": {tls_registry.address: "bai-test"}}))
+    env = {"SSL_CERT_FILE": str(tls_registry.ca_cert), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    out = cli("validate", "--labels-only", pushed.reference, env=env)
+    assert out.returncode == 0, out.stderr
+    assert asked.read_text() == tls_registry.address  # the server URL on stdin, like docker does
+
+    (docker_config / "config.json").write_text(json.dumps({"credsStore": "missing-helper"}))
+    missing = cli("validate", "--labels-only", pushed.reference, env=env)
+    assert missing.returncode == 2 and "docker-credential-missing-helper" in missing.stderr
+
+
+# ------------------------------------------------------------------------------------ clear errors
+
+
+def test_missing_tag_is_exit_2(pushed_reference_images, docker_config):
+    pushed = pushed_reference_images("python-minimal")
+    ref = pushed.registry.ref(pushed.repository, "no-such-tag")
+    out = cli("validate", "--insecure", ref)
+    assert out.returncode == 2
+    assert f"{ref}: not found" in out.stderr and "MANIFEST_UNKNOWN" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_plain_http_registry_without_insecure_is_a_tls_error(plain_registry, docker_config):
+    out = cli("validate", plain_registry.ref("bai-ref/python-minimal"))
+    assert out.returncode == 2 and "--insecure" in out.stderr and "Traceback" not in out.stderr
+
+
+class _NotARegistry(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - the http.server API
+        body = b"<html>hello</html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_without_the_v2_api_is_exit_2(docker_config):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotARegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ref = f"127.0.0.1:{server.server_address[1]}/some/image:1"
+        out = cli("validate", "--insecure", ref)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 2
+    assert "does not speak the registry HTTP API v2" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_registry_that_does_not_answer_times_out_with_exit_2(docker_config):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # accepts connections (the kernel does) and never answers
+        ref = f"127.0.0.1:{listener.getsockname()[1]}/some/image:1"
+        out = cli("validate", "--insecure", "--timeout", "1", ref, timeout=60)
+    assert out.returncode == 2
+    assert "did not answer within 1s" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_nothing_listening_is_exit_2(docker_config):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = cli("validate", "--insecure", f"127.0.0.1:{port}/some/image:1")
+    assert out.returncode == 2 and "cannot connect to 127.0.0.1" in out.stderr
+
+
+def test_a_digest_reference_is_checked(pushed_reference_images, docker_config):
+    pushed = pushed_reference_images("python-minimal")
+    ref = f"{pushed.registry.address}/{pushed.repository}@{pushed.digest}"
+    out = cli("validate", "--insecure", "--labels-only", ref, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    (image,) = as_json(out)["rescan"]
+    assert image["digest"] == pushed.digest and image["verdict"] == "kernel"
+    wrong = f"{pushed.registry.address}/{pushed.repository}@sha256:{'0' * 64}"
+    missing = cli("validate", "--insecure", "--labels-only", wrong)
+    assert missing.returncode == 2 and "not found" in missing.stderr
