@@ -24,9 +24,6 @@ class SerialQueue(Generic[T]):
         self._items.append(item)
         self._changed.set()
 
-    def qsize(self) -> int:
-        return len(self._items)
-
     async def get(self) -> T:
         while not self._items:
             self._changed.clear()

@@ -20,12 +20,14 @@ from docker.models.containers import Container
 from docker.types import Mount, Ulimit
 
 from krunner.contract import (
+    CONFIG_DIR,
     KERNEL_ID_LABEL,
     KRUNNER_PREFIX,
     PTY_IN_PORT,
     PTY_OUT_PORT,
     REPL_IN_PORT,
     REPL_OUT_PORT,
+    WORK_DIR,
 )
 
 from .krunner_mount import ENTRYPOINT_TARGET, KrunnerMount
@@ -275,8 +277,8 @@ def start_kernel_container(
         shutil.copy2(dotfile, scratch / "work" / dotfile.name)  # what the agent copies into a new home
         os.chown(scratch / "work" / dotfile.name, uid, gid)
     mounts = [
-        Mount("/home/work", str(scratch / "work"), type="bind"),
-        Mount("/home/config", str(scratch / "config"), type="bind", read_only=True),
+        Mount(WORK_DIR, str(scratch / "work"), type="bind"),
+        Mount(CONFIG_DIR, str(scratch / "config"), type="bind", read_only=True),
         *krunner.docker_mounts(),
         *(Mount(target, str(source), type="bind", read_only=True) for source, target in extra_mounts),
     ]
@@ -293,7 +295,7 @@ def start_kernel_container(
         stdin_open=True,
         stop_signal="SIGINT",
         init=True,
-        working_dir="/home/work",
+        working_dir=WORK_DIR,
         cap_add=["IPC_LOCK", "SYS_NICE"],
         **(resources or {}),
     )

@@ -10,6 +10,7 @@ import re
 
 from krunner.contract import (
     BASE_DISTRO_LABEL,
+    BOOTSTRAP_PATH,
     DISTRO_FAMILIES,
     RUNTIME_PATH_LABEL,
     SERVICE_DEFS_DIR,
@@ -41,7 +42,6 @@ from ..kernel_inputs import FileInfo, ImageFS, KernelInputs
 from ..policy import POLICY_PATH
 from .catalogue import rule
 
-BOOTSTRAP = "/opt/container/bootstrap.sh"
 UPSTREAM_FAMILIES = DISTRO_FAMILIES  # the agent ships artifacts for these only (§1.7)
 
 _S = "image-contents"
@@ -304,10 +304,10 @@ def _files(fs: ImageFS) -> list[Finding]:
     if policy is not None and not _readable(policy):
         out.append(POLICY_UNREADABLE.finding(f"{POLICY_PATH} is {describe(policy)}: the jail cannot read it",
                                              location=Location(file=POLICY_PATH)))  # fmt: skip
-    boot = fs.stat(BOOTSTRAP)
+    boot = fs.stat(BOOTSTRAP_PATH)
     if boot is not None and not boot.executable:
-        out.append(BOOTSTRAP_NOT_EXEC.finding(f"{BOOTSTRAP} is {describe(boot)}: entrypoint.sh skips it",
-                                              location=Location(file=BOOTSTRAP)))  # fmt: skip
+        out.append(BOOTSTRAP_NOT_EXEC.finding(f"{BOOTSTRAP_PATH} is {describe(boot)}: entrypoint.sh skips it",
+                                              location=Location(file=BOOTSTRAP_PATH)))  # fmt: skip
     return out
 
 

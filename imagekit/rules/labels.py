@@ -593,15 +593,6 @@ def slot_families(label_map: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def effective_accelerators(label_map: dict[str, str]) -> list[str]:
-    """The accelerator list upstream ends up with: the label's items merged with the slot families of
-    ``resource.min.*`` and ``resource.max.*``; an empty result means ``["*"]`` (any accelerator)."""
-    raw = label_map.get(ACCELERATORS, "")
-    items = [i for i in raw.split(",") if i] if raw else []
-    merged = list(dict.fromkeys([*items, *slot_families(label_map)]))
-    return [ACCEL_ANY_ITEM] if ACCEL_ANY_ITEM in merged or not merged else merged
-
-
 def _accelerators(c: _Ctx, key: str, value: str) -> None:
     families = slot_families(c.labels)
     if value == "":

@@ -22,7 +22,6 @@ INPUT = ord("0")
 RESIZE_TERMINAL = ord("1")
 PAUSE = ord("2")
 RESUME = ord("3")
-JSON_DATA = ord("{")
 
 # server -> client
 OUTPUT = ord("0")

@@ -352,24 +352,6 @@ def test_with_image_files_the_probe_is_left_to_the_image_rules():
 # ----------------------------------------------------------------------------- accelerators
 
 
-@pytest.mark.parametrize(
-    "label_map, merged",
-    [
-        ({}, ["*"]),
-        ({"ai.backend.accelerators": ""}, ["*"]),
-        ({"ai.backend.accelerators": "*"}, ["*"]),
-        ({"ai.backend.accelerators": "cuda"}, ["cuda"]),
-        ({"ai.backend.resource.min.cuda.device": "1"}, ["cuda"]),
-        ({"ai.backend.accelerators": "rocm", "ai.backend.resource.min.cuda.shares": "0.5",
-          "ai.backend.resource.max.tpu.device": "1"}, ["rocm", "cuda", "tpu"]),
-        ({"ai.backend.accelerators": "*", "ai.backend.resource.min.cuda.device": "1"}, ["*"]),
-        ({"ai.backend.resource.min.cpu": "1", "ai.backend.resource.max.mem": "1g"}, ["*"]),  # intrinsic slots
-    ],
-)
-def test_effective_accelerators(label_map, merged):
-    assert labels.effective_accelerators(label_map) == merged
-
-
 def test_slot_families_prefer_the_min_key():
     fams = labels.slot_families({"ai.backend.resource.max.cuda.device": "1", "ai.backend.resource.min.cuda.shares": "1",
                                  "ai.backend.resource.min.cpu": "1", "ai.backend.resource.min": "1"})
