@@ -2,12 +2,18 @@
 
 Creates ``Dockerfile`` (``ARG BASE_IMAGE``), ``kernel.toml``, ``service-defs/hello.json`` (a
 sample service) and ``policy.yml`` (the default jail policy).
+
+``bai-imagekit init --from IMAGE [DIR]`` adopts an existing local image instead: it surveys the
+image without starting it (:mod:`imagekit.adopt`), prints what it found, and with DIR writes a
+``kernel.toml`` and a ``Dockerfile`` (``FROM`` the image) that explain each choice in comments
+(:mod:`imagekit.adopt_files`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,9 +146,56 @@ def scaffold(directory: Path, runtime: str, services: list[str], force: bool = F
     return written
 
 
+def adopt(args: argparse.Namespace) -> int:
+    """``init --from IMAGE [DIR]``: survey the image; with DIR, write kernel.toml and Dockerfile."""
+    from ..adopt import survey
+    from ..adopt_files import decide, dockerfile_text, survey_text
+    from ..adopt_files import kernel_toml_text as adopted_toml
+    from ..engine import connect
+
+    if args.runtime is not None:
+        raise UsageError("--runtime does not apply to --from: the runtime is detected from the image")
+    known = library_names()
+    for name in args.service:
+        if name not in known:
+            raise UsageError(f"--service {name!r}: not in the service-def library (known: {', '.join(known) or 'none'})")
+    directory = Path(args.dir) if args.dir else None
+    files = ("kernel.toml", "Dockerfile")
+    if directory is not None and not args.force:
+        existing = [name for name in files if (directory / name).exists()]
+        if existing:
+            raise UsageError(f"{directory} already has {', '.join(existing)}; use --force to overwrite")
+    progress(f"surveying {args.from_image} (read from its files, not started)…")
+    found = survey(connect(), args.from_image)
+    choices = decide(found, list(dict.fromkeys(args.service)))
+    if args.format == "json":
+        print(json.dumps({"survey": found.model_dump(mode="json"), "choices": {
+            "runtime-type": choices.runtime_type, "runtime-path": choices.runtime_path,
+            "base-distro": choices.base_distro, "services": [a.service for a in choices.services],
+        }, "written": [str(directory / n) for n in files] if directory else []}, indent=2))
+    else:
+        sys.stdout.write(survey_text(found, choices))
+    if directory is None:
+        return 0
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "kernel.toml").write_text(adopted_toml(found, choices), encoding="utf-8")
+    (directory / "Dockerfile").write_text(dockerfile_text(found), encoding="utf-8")
+    for name in files:
+        progress(f"wrote {directory / name}")
+    if args.format == "text":
+        print(f"Adopted {args.from_image} in {directory}. Next: bai-imagekit build {directory} -t my-kernel:latest")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.from_image:
+        return adopt(args)
+    if args.dir is None:
+        raise UsageError("DIR is required (or --from IMAGE to adopt an existing image)")
+    if args.format != "text":
+        raise UsageError("--format applies to --from only")
     directory = Path(args.dir)
-    written = scaffold(directory, args.runtime, list(dict.fromkeys(args.service)), args.force)
+    written = scaffold(directory, args.runtime or "python", list(dict.fromkeys(args.service)), args.force)
     for path in written:
         progress(f"wrote {path}")
     print(f"Scaffolded {directory}. Next: bai-imagekit build {directory} -t my-kernel:latest")
@@ -152,11 +205,22 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "init",
-        help="scaffold a kernel directory (Dockerfile, kernel.toml, service-defs/, policy.yml)",
-        description="Create a kernel directory that `bai-imagekit build` turns into a valid kernel image.",
+        help="scaffold a kernel directory (Dockerfile, kernel.toml, service-defs/, policy.yml), or adopt an image",
+        description="Create a kernel directory that `bai-imagekit build` turns into a valid kernel image. "
+        "With --from IMAGE, adopt an existing local image instead: survey it without starting it (distro and "
+        "libc and what the agent concludes, Python and conda, CUDA, entrypoint and Cmd, users, apps the "
+        "service-def library knows), print the survey, and with DIR write a kernel.toml and Dockerfile that "
+        "explain each choice in comments.",
+        epilog="examples:\n  bai-imagekit init mykernel --service jupyterlab\n"
+        "  bai-imagekit init --from nvcr.io/nvidia/pytorch:24.05-py3            # survey only\n"
+        "  bai-imagekit init --from vllm/vllm-openai:latest adopted --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("dir", metavar="DIR", help="directory to create (or fill)")
-    p.add_argument("--runtime", default="python", choices=sorted(RUNTIMES), help="ai.backend.runtime-type (default python)")
+    p.add_argument("dir", metavar="DIR", nargs="?", help="directory to create (or fill); optional with --from")
+    p.add_argument("--from", dest="from_image", metavar="IMAGE",
+                   help="adopt this image (it must be on the local Docker engine; it is never started)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="how --from prints its survey (default text)")
+    p.add_argument("--runtime", default=None, choices=sorted(RUNTIMES), help="ai.backend.runtime-type (default python)")
     p.add_argument("--service", action="append", default=[], metavar="NAME", help="add a library service, e.g. jupyterlab (repeatable)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(handler=run)
