@@ -1,4 +1,5 @@
-"""``bai-imagekit build [DIR|Dockerfile] -t TAG``: build, add the kernel layer, validate, tag."""
+"""``bai-imagekit build [DIR|Dockerfile] -t TAG [--push]``: build, add the kernel layer, validate, tag,
+and with ``--push`` push every tag through the engine and validate the pushed image from the registry."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..config import add_config_options
 from ..console import paint, progress
-from ..errors import UsageError
+from ..errors import EnvironmentProblem, UsageError
 from ..findings import Finding, Severity
 from ..image_build import (
     BuildOptions,
@@ -20,6 +22,7 @@ from ..image_build import (
     rewrite_for_ca,
     run_build,
 )
+from ..image_push import PushedTag, PushError, push_tag, split_tag
 from ..runner_target import RUNNER_CHOICES, RUNNER_HELP, RunnerTarget
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
@@ -122,17 +125,103 @@ def _report(result: BuildResult, fmt: str, target: str) -> None:
         print(paint(f"bai-imagekit build: {result.error}", "red", sys.stderr), file=sys.stderr)
 
 
+def validate_pushed(pushed: list[PushedTag], *, insecure: bool = False) -> list[tuple[str, list[Finding]]]:
+    """Validate what the registry now serves, read back over its API without the engine (one
+    section per platform): what the Backend.AI manager will read is what gets checked. An image
+    pushed under several tags of one repository is read once. *insecure*: plain HTTP."""
+    from ..registry.target import RegistryOptions
+    from ..targets import open_targets
+
+    options = RegistryOptions(insecure=insecure)
+    seen: set[tuple[str, str]] = set()
+    sections: list[tuple[str, list[Finding]]] = []
+    for item in pushed:
+        if (item.repository, item.digest) in seen:
+            continue
+        seen.add((item.repository, item.digest))
+        with open_targets([item.reference], "registry", registry=options) as loaded:
+            sections += [(target.name, target.findings()) for target in loaded]
+    return sections
+
+
+def _check_push_args(args: argparse.Namespace) -> None:
+    if not args.push:
+        return
+    if not args.tag:
+        raise UsageError("--push needs at least one -t REGISTRY/REPOSITORY:TAG to push")
+    for tag in args.tag:
+        split_tag(tag)
+
+
+def _push(result: BuildResult, client, args: argparse.Namespace, target: str) -> int:
+    """Push every tag, validate from the registry, report; the exit code of the whole build.
+
+    Text: the build's report was printed already; the pushed tags and the registry's report follow.
+    JSON: one document, the build's result with ``pushed`` and ``registry_findings`` (or
+    ``push_error`` / ``registry_error``). SARIF/GitHub: one report, the build's and the registry's
+    findings together."""
+    from ..report import Report, render
+
+    built = result.to_json()
+    pushed: list[PushedTag] = []
+
+    def fail(key: str, exc: Exception) -> None:
+        if args.format == "json":
+            print(json.dumps({**built, "pushed": [p.model_dump() for p in pushed], key: str(exc)}, indent=2))
+
+    try:
+        for tag in result.tags:
+            pushed.append(push_tag(client, tag))
+            if args.format == "text":
+                print(paint(f"pushed {tag} ({pushed[-1].digest})", "green"), flush=True)
+    except PushError as exc:
+        fail("push_error", exc)
+        raise
+    progress(f"validating the pushed image from the registry: {pushed[0].reference}…")
+    try:
+        sections = validate_pushed(pushed, insecure=args.insecure)
+    except (EnvironmentProblem, UsageError) as exc:
+        fail("registry_error", exc)
+        raise
+    if args.format == "json":
+        print(json.dumps({
+            **built,
+            "pushed": [p.model_dump() for p in pushed],
+            "registry_findings": {name: [f.model_dump(mode="json") for f in found] for name, found in sections},
+        }, indent=2))
+    else:
+        report = Report([]) if args.format == "text" else Report.single(target, result.findings)
+        for name, found in sections:
+            report.add(name, found)
+        if args.format == "text":
+            print("validated from the registry:")
+        sys.stdout.write(render(report, args.format, sys.stdout))
+        sys.stdout.flush()
+    errors = any(f.severity is Severity.ERROR for _, found in sections for f in found)
+    return EXIT_FINDINGS if errors and not args.allow_errors else EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
+    _check_push_args(args)
     if args.dry_run:
+        if args.push:
+            progress(f"would push: {', '.join(options.tags)}, then validate them from the registry")
         return _dry_run(options, args.format)
     plan = make_plan(options)
     for line in plan.describe():
         progress(line)
-    result = run_build(plan, connect())
-    _report(result, args.format, str(options.path))
+    client = connect()
+    result = run_build(plan, client)
+    pushing = args.push and result.ok
+    if not pushing or args.format == "text":  # otherwise one document, printed after the push
+        _report(result, args.format, str(options.path))
     if result.error and args.format != "text":
         print(f"bai-imagekit build: {result.error}", file=sys.stderr)
+    if pushing:
+        return _push(result, client, args, str(options.path))
+    if args.push:
+        progress("not pushed: the build did not finish with a tagged image")
     return EXIT_OK if result.ok else EXIT_FINDINGS
 
 
@@ -168,12 +257,20 @@ def add_parser(subparsers) -> None:
     b.add_argument(
         "--ca-bundle", metavar="FILE|auto",
         help="CA bundle for RUN steps behind a TLS-intercepting proxy, given as a BuildKit secret and never "
-        "kept in the image (default $BAI_IMAGEKIT_CA_BUNDLE; auto = $SSL_CERT_FILE or $REQUESTS_CA_BUNDLE)",
+        "kept in the image (default $BAI_IMAGEKIT_CA_BUNDLE, then ca-bundle in the config file; auto = $SSL_CERT_FILE "
+        "or $REQUESTS_CA_BUNDLE)",
     )
     o = p.add_argument_group("result")
     o.add_argument("--allow-errors", action="store_true", help="build and tag even when validation finds errors")
+    o.add_argument("--push", action="store_true",
+                   help="push every -t tag through the engine (credentials from the Docker config), then validate the "
+                   "pushed image from the registry; a push failure exits 2 with the registry's message")
+    o.add_argument("--insecure", action="store_true",
+                   help="with --push: read the pushed image back over plain HTTP (how the engine pushes is its own "
+                   "insecure-registries setting; 127.0.0.0/8 is insecure to it by default)")
     o.add_argument("--runner", choices=RUNNER_CHOICES, default=None,
                    help=RUNNER_HELP + "; default: `runner` in kernel.toml, else stock")
     o.add_argument("--dry-run", action="store_true", help="print the plan and the generated kernel-layer Dockerfile; build nothing")
     o.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text", help="output on stdout (default text)")
+    add_config_options(p, "build")
     p.set_defaults(handler=run)
