@@ -3,9 +3,10 @@
 Differences from upstream, wire format unchanged:
 
 * the reply comes within the agent's own wait (``max_retries × max_wait_time + 10``
-  s with health checks, else 10 s): if the process is alive but its port is not
-  open yet, the reply is ``started`` and health reporting takes over, instead
-  of the agent destroying the kernel on its own timeout (BAI#13684, RE-26);
+  s with health checks, else 10 s) and says whether the port opened: ``started``
+  once it is open, or if the process is alive but its port is not open when that
+  wait is about to run out (health reporting takes over), never before the agent
+  gives up on its own timeout (RE-26);
 * a process that dies before its port opens is reported with the real reason;
 * health probes are plain asyncio HTTP requests with a timeout, any status
   equal to ``expected_status_code`` is healthy (not only 2xx), and every
