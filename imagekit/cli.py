@@ -13,6 +13,7 @@ import sys
 
 from . import __version__
 from .commands import command_modules
+from .config import ConfigError, configured
 from .errors import EnvironmentProblem, UsageError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -45,7 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.print_help()
         sys.exit(EXIT_OK if args.command is None else EXIT_ERROR)
     try:
-        code = handler(args)
+        with configured(args):  # the project's configuration file, for commands that take one
+            code = handler(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # already "file[:line]: error: …"
+        code = EXIT_ERROR
     except (UsageError, EnvironmentProblem) as exc:
         print(f"bai-imagekit: error: {exc}", file=sys.stderr)
         code = EXIT_ERROR

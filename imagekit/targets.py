@@ -69,6 +69,13 @@ class LoadedTarget:
         return self.inputs.target
 
     def findings(self) -> list[Finding]:
+        """:meth:`rule_findings` with the project's rule configuration applied (severity overrides,
+        disabled rules: :mod:`imagekit.config.rules`). Subclasses override :meth:`rule_findings`."""
+        from .config.rules import apply_active
+
+        return apply_active(self.rule_findings())
+
+    def rule_findings(self) -> list[Finding]:
         """Rule findings plus front-end findings, suppressions applied, every finding located, sorted."""
         from .rules.dockerfile_rules import UNSUPPRESSIBLE
         from .validate import check
@@ -448,7 +455,7 @@ class ModelTarget(LoadedTarget):
     folder: Path = Path(".")
     image: Any = None  # imagekit.rules.model_definition.ImageContext | None
 
-    def findings(self) -> list[Finding]:
+    def rule_findings(self) -> list[Finding]:
         from .rules.model_definition import check_folder
 
         found = check_folder(self.folder, self.image).findings

@@ -7,7 +7,7 @@ import pkgutil
 from types import ModuleType
 
 #: the order ``--help`` lists commands in; modules not named here come after, alphabetically
-ORDER = ("init", "build", "validate", "test", "run", "app", "stop", "policy", "krunner")
+ORDER = ("init", "build", "validate", "test", "run", "app", "stop", "policy", "krunner", "config")
 
 
 def command_modules() -> list[ModuleType]:

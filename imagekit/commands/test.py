@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ..config import add_config_options
 from ..console import progress
 from ..errors import UsageError
 from ..runner_target import RUNNER_CHOICES, RunnerTarget
@@ -46,13 +47,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--model", type=Path, metavar="DIR",
                    help="a model folder (model-definition.yaml): mounted at /models and started like the agent does")
-    p.add_argument("--runner", choices=RUNNER_CHOICES, default="krunner",
-                   help="the kernel runner to start: 'krunner' (this toolkit's bundle, the default) or 'stock' "
-                   "(upstream's runner as a stock Backend.AI 26.9 agent deploys it; install it first with "
-                   "`bai-imagekit krunner install --stock`). Labels are validated for the same runner.")
+    p.add_argument("--runner", choices=RUNNER_CHOICES, default=None,
+                   help="the kernel runner to start: 'krunner' (this toolkit's bundle, the default unless the config "
+                   "file's `runner` says otherwise) or 'stock' (upstream's runner as a stock Backend.AI 26.9 agent "
+                   "deploys it; install it first with `bai-imagekit krunner install --stock`). Labels are validated "
+                   "for the same runner.")
     p.add_argument("--runtime-variant", default=None, metavar="NAME",
                    help="the runtime variant whose defaults the model is resolved with (default: custom; "
                    "see docs/model-services.md)")
+    add_config_options(p, "test")
     p.set_defaults(handler=run)
 
 
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     test_file, test_files = _test_files(args.test_file, args.images, load_test_file)
     model = _model(args)
     client = docker_client()
-    runner = RunnerTarget(args.runner)
+    runner = RunnerTarget(args.runner or RunnerTarget.KRUNNER.value)  # the configuration fills it in (imagekit.config)
     krunner = stock_runner_mount() if runner is RunnerTarget.STOCK else krunner_mount(client)
     options = SmokeOptions(
         krunner=krunner, test_file=test_file, test_files=test_files, keep=args.keep, ready_timeout=args.ready_timeout,

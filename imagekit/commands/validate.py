@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..config import add_config_options
 from ..errors import UsageError
 from ..findings import Severity, exceeds
 from ..registry import DEFAULT_TIMEOUT
@@ -32,12 +33,16 @@ examples:
   bai-imagekit validate Dockerfile --format sarif -o imagekit.sarif
   docker inspect my/image:1.0 > labels.json && bai-imagekit validate labels.json --format json
   bai-imagekit validate kernels/*/ --format github     (annotations in a GitHub Actions step)
+  bai-imagekit validate kernels/*/ --format github --sarif imagekit.sarif   (annotations and code scanning)
+  bai-imagekit validate --print-config                 (the configuration in effect, and where each value is from)
   bai-imagekit validate --model images/inference/model my/inference:dev   (model ports vs. the image's labels)
   bai-imagekit validate cr.example.com/ns/python:3.12 --max-size 2GiB   (every platform, and the rescan's verdict)
   bai-imagekit validate --insecure 127.0.0.1:5000/ns/python:dev --labels-only
 
 Suppress a finding on the next Dockerfile instruction with
   # bai-imagekit ignore=BAI012[,BAI013] why this is fine
+or for the whole project in .bai-imagekit.toml (or [tool.bai-imagekit] in pyproject.toml), found
+from the working directory upward: [rules.disabled], [rules.severity], fail-on, runner … (docs/config.md).
 
 exit codes: 0 no finding at or above --fail-on, 1 such findings, 2 usage or environment error.
 """
@@ -60,11 +65,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fail-on",
         choices=[s.value for s in Severity],
-        default="error",
-        help="lowest severity that makes the exit code 1 (default: error)",
+        default=None,
+        help="lowest severity that makes the exit code 1 (default: fail-on in the config file, else error)",
     )
     p.add_argument("--target-kind", choices=KINDS, default=None, help="treat every TARGET as this kind instead of detecting it")
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="write the report to FILE instead of standard output")
+    p.add_argument("--sarif", metavar="FILE", default=None,
+                   help="also write a SARIF 2.1.0 report to FILE (for code scanning), whatever --format prints")
     p.add_argument("--runner", choices=RUNNER_CHOICES, default=None,
                    help=RUNNER_HELP + "; default: the image's own (`runner` in kernel.toml), else stock")
     add_registry_options(p)
@@ -74,6 +81,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="registry images: check the labels only, without downloading layers (no content rules)")
     p.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
                    help="registry images: check only this platform (linux/amd64, arm64 …; repeatable)")
+    add_config_options(p, "validate")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the configuration (file and flags merged) and where each value came from; validate nothing")
     p.set_defaults(handler=run)
 
 
@@ -101,6 +111,11 @@ def registry_options(args: argparse.Namespace):  # -> imagekit.registry.target.R
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.print_config:
+        from ..config.show import render as render_config
+
+        sys.stdout.write(render_config(args.settings, args.format))
+        return EXIT_OK
     report = Report([])
     if not args.targets and not args.model:
         raise UsageError("a TARGET is required (or --model DIR)")
@@ -116,17 +131,22 @@ def run(args: argparse.Namespace) -> int:
             image = getattr(target, "image", None)
             if image is not None and all(image is not v for v in views):
                 views.append(image)
+    if args.sarif:
+        _write(Path(args.sarif), lambda fh: render(report, "sarif", fh))
     if args.output:
-        out = Path(args.output)
-        try:
-            with out.open("w", encoding="utf-8") as fh:
-                fh.write(_render(report, views, args.format, fh))
-        except OSError as exc:
-            raise UsageError(f"cannot write {out}: {exc}") from exc
+        _write(Path(args.output), lambda fh: _render(report, views, args.format, fh))
     else:
         sys.stdout.write(_render(report, views, args.format, sys.stdout))
         sys.stdout.flush()
     return EXIT_FINDINGS if exceeds(report.plain, Severity(args.fail_on)) else EXIT_OK
+
+
+def _write(out: Path, text) -> None:
+    try:
+        with out.open("w", encoding="utf-8") as fh:
+            fh.write(text(fh))
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc}") from exc
 
 
 def _render(report: Report, views: list, fmt: str, stream) -> str:

@@ -45,10 +45,10 @@ class RegistryTarget(LoadedTarget):
     image: ImageView | None = None
     platform: PlatformView | None = None
 
-    def findings(self) -> list[Finding]:
+    def rule_findings(self) -> list[Finding]:
         if self.platform is None or self.platform.config_digest is None:
             return sorted_findings(self.frontend)  # no labels to check: only what the rescan says
-        return super().findings()
+        return super().rule_findings()
 
 
 class ClientPool:
