@@ -1,6 +1,7 @@
-"""The container contract: well-known paths, /home/config files and the child environment.
+"""The runner's view of its container: paths, /home/config files and the child environment.
 
-Every path can be overridden through an environment variable so the runner can
+The values agreed with the agent come from :mod:`krunner.contract`;
+every path can be overridden through an environment variable so the runner can
 also be exercised on a developer's host (unit tests), but inside a kernel
 container the defaults are exactly the ones a Backend.AI agent sets up.
 """
@@ -14,12 +15,17 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .contract import INTRINSIC_PORT_KEYS, SERVICE_DEFS_DIR
+from .contract import (
+    CONFIG_DIR,
+    INTRINSIC_PORT_KEYS,
+    KRUNNER_PREFIX,
+    SERVICE_DEFS_DIR,
+    WORK_DIR,
+)
 
 log = logging.getLogger("krunner.container_env")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-KRUNNER_PREFIX = "/opt/backend.ai"
 PROMOTED_PATH_DIRS = ("/usr/local/cuda/bin", "/usr/local/nvidia/bin", "/home/linuxbrew/.linuxbrew/bin")
 
 
@@ -29,8 +35,8 @@ def _env_path(name: str, default: str) -> Path:
 
 @dataclass(frozen=True)
 class ContainerPaths:
-    work_dir: Path = field(default_factory=lambda: _env_path("KRUNNER_WORK_DIR", "/home/work"))
-    config_dir: Path = field(default_factory=lambda: _env_path("KRUNNER_CONFIG_DIR", "/home/config"))
+    work_dir: Path = field(default_factory=lambda: _env_path("KRUNNER_WORK_DIR", WORK_DIR))
+    config_dir: Path = field(default_factory=lambda: _env_path("KRUNNER_CONFIG_DIR", CONFIG_DIR))
     service_defs_dir: Path = field(
         default_factory=lambda: _env_path("KRUNNER_SERVICE_DEFS_DIR", SERVICE_DEFS_DIR)
     )
