@@ -35,6 +35,7 @@ examples:
   bai-imagekit validate kernels/*/ --format github     (annotations in a GitHub Actions step)
   bai-imagekit validate kernels/*/ --format github --sarif imagekit.sarif   (annotations and code scanning)
   bai-imagekit validate --print-config                 (the configuration in effect, and where each value is from)
+  bai-imagekit validate --changed k/kernel.toml k/service-defs/app.json   (the kernel dirs of these files: pre-commit)
   bai-imagekit validate --model images/inference/model my/inference:dev   (model ports vs. the image's labels)
   bai-imagekit validate cr.example.com/ns/python:3.12 --max-size 2GiB   (every platform, and the rescan's verdict)
   bai-imagekit validate --insecure 127.0.0.1:5000/ns/python:dev --labels-only
@@ -68,6 +69,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="lowest severity that makes the exit code 1 (default: fail-on in the config file, else error)",
     )
+    p.add_argument("--changed", action="store_true",
+                   help="TARGETs are changed files (a pre-commit hook's): validate the kernel directory each belongs "
+                   "to, once; files outside any kernel directory are skipped")
     p.add_argument("--target-kind", choices=KINDS, default=None, help="treat every TARGET as this kind instead of detecting it")
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="write the report to FILE instead of standard output")
     p.add_argument("--sarif", metavar="FILE", default=None,
@@ -117,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(render_config(args.settings, args.format))
         return EXIT_OK
     report = Report([])
+    if args.changed:
+        from ..changed_files import targets_for_changed
+
+        args.targets, _skipped = targets_for_changed(list(args.targets))
+        if not args.targets and not args.model:
+            return EXIT_OK  # nothing of a kernel directory changed
     if not args.targets and not args.model:
         raise UsageError("a TARGET is required (or --model DIR)")
     if args.from_registry and args.target_kind not in (None, "registry"):
