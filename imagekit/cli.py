@@ -14,15 +14,30 @@ import sys
 from . import __version__
 from .commands import command_modules
 from .config import ConfigError, configured
+from .console import output_options
 from .errors import EnvironmentProblem, UsageError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class _SubParsers(argparse._SubParsersAction):
+    """Every subcommand (nested ones too) gets the shared output options (-q/--quiet, -v/--verbose)."""
+
+    _output = output_options()
+
+    def add_parser(self, name, **kwargs):
+        kwargs["parents"] = [*kwargs.get("parents", ()), self._output]
+        return super().add_parser(name, **kwargs)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 already; keep its message format
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+    def add_subparsers(self, **kwargs):
+        kwargs.setdefault("action", _SubParsers)
+        return super().add_subparsers(**kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from ..config import add_config_options
-from ..console import progress
+from ..console import Board, is_quiet, is_verbose, progress
 from ..errors import UsageError
 from ..runner_target import RUNNER_CHOICES, RunnerTarget
 from ._kernels import docker_client, krunner_mount, stock_runner_mount
@@ -44,7 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the image author's checks (image-test.toml); IMAGE=FILE for one image only (repeatable)")
     p.add_argument("--keep", action="store_true", help="leave the containers running for inspection")
     p.add_argument("--ready-timeout", type=float, default=60.0, metavar="SECONDS", help="readiness timeout (default 60)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--model", type=Path, metavar="DIR",
                    help="a model folder (model-definition.yaml): mounted at /models and started like the agent does")
     p.add_argument("--runner", choices=RUNNER_CHOICES, default=None,
@@ -114,20 +113,37 @@ def run(args: argparse.Namespace) -> int:
         krunner=krunner, test_file=test_file, test_files=test_files, keep=args.keep, ready_timeout=args.ready_timeout,
         model=model, runner=runner,
     )
-    lock = threading.Lock()
+    progress(f"testing {len(args.images)} image(s) with {min(args.jobs, len(args.images))} job(s)…")
+    board = Board(list(dict.fromkeys(args.images)))
+    counts: dict[str, list[int]] = {image: [0, 0] for image in args.images}  # checks run, failed
 
     def show(image: str, result) -> None:
-        if not args.quiet:
-            with lock:
-                print(progress_line(image, result), file=sys.stderr, flush=True)
+        """On a TTY: one live line per image (failures, and with --verbose every check, kept above the
+        lines); otherwise a plain line per check."""
+        counts[image][0] += 1
+        counts[image][1] += result.outcome in ("failed", "error")
+        line = progress_line(image, result)
+        if not board.live:
+            if not is_quiet():
+                board.note(line)
+            return
+        if is_verbose() or result.outcome in ("failed", "error"):
+            board.note(line)
+        run, failed = counts[image]
+        board.update(image, f"{run} checks, {failed} failed; {result.title}")
 
-    if not args.quiet:
-        progress(f"testing {len(args.images)} image(s) with {min(args.jobs, len(args.images))} job(s)…")
+    def finished(report) -> None:
+        verdict = "passed" if report.passed else "FAILED"
+        if board.live:
+            board.update(report.image, f"{verdict} ({len(report.results)} checks, {report.seconds:.1f} s)", done=True)
+
     cancel = threading.Event()
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        reports = run_images(args.images, options, client, jobs=args.jobs, progress=show, cancel=cancel)
+        with board:
+            reports = run_images(args.images, options, client, jobs=args.jobs, progress=show, cancel=cancel,
+                                 finished=finished)
     finally:
         signal.signal(signal.SIGTERM, previous)
     rendered = RENDERERS[args.format](reports)

@@ -162,13 +162,22 @@ def run_images(
     jobs: int = 1,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    finished: Callable[[ImageReport], None] | None = None,
 ) -> list[ImageReport]:
-    """Smoke-test several images, *jobs* at a time; reports come back in the order given."""
+    """Smoke-test several images, *jobs* at a time; reports come back in the order given.
+    *finished* is called with each image's report as soon as that image is done."""
+
+    def one(image: str) -> ImageReport:
+        report = run_image(image, options, client, progress, cancel)
+        if finished is not None:
+            finished(report)
+        return report
+
     if jobs <= 1 or len(images) <= 1:
-        return [run_image(i, options, client, progress, cancel) for i in images]
+        return [one(i) for i in images]
     cancel = cancel or threading.Event()
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="bai-smoke") as pool:
-        futures = [pool.submit(run_image, i, options, client, progress, cancel) for i in images]
+        futures = [pool.submit(one, i) for i in images]
         try:
             return [f.result() for f in futures]
         except KeyboardInterrupt:
