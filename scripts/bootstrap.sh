@@ -2,7 +2,8 @@
 # Idempotent set-up shared by the Quickstart commands:
 #   1. a virtualenv (.venv) with this project installed (re-installed when pyproject.toml changes);
 #   2. the local Docker environment: engine (installed/started if needed), debootstrap base
-#      image, test images and the dev krunner volume, all cached by tag.
+#      image, test images and the dev krunner volume, all cached by tag, and the Debian packages
+#      the registry tests start their registries from (docker-registry, apache2-utils).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -39,7 +39,7 @@ MISMATCH_LABELS = {"ai.backend.runtime-path": "/usr/local/bin/python3"}
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if here in Path(item.path).parents:
             item.add_marker(pytest.mark.registry)
             item.add_marker(pytest.mark.docker)
 
