@@ -20,7 +20,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from krunner.contract import BASE_DISTRO_LABEL, DISTRO_FAMILIES, LABEL_PREFIX
+from krunner.contract import (
+    BASE_DISTRO_LABEL,
+    DISTRO_FAMILIES,
+    IMAGEKIT_LABEL_PREFIX,
+    LABEL_PREFIX,
+)
 
 from .image_facts import (  # noqa: I001
     GLIBC_LOADERS,
@@ -346,7 +351,8 @@ def _notes(survey: dict) -> list[Note]:
 def survey_fs(fs: ImageFS, *, image: str, image_id: str, config: dict, architecture: str | None = None) -> ImageSurvey:
     """The survey of an image whose files *fs* reads and whose config (``Config`` of the image) is *config*."""
     env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
-    labels = {k: v for k, v in (config.get("Labels") or {}).items() if k.startswith(LABEL_PREFIX)}
+    labels = {k: v for k, v in (config.get("Labels") or {}).items()
+              if k.startswith(LABEL_PREFIX) and not k.startswith(IMAGEKIT_LABEL_PREFIX)}
     entrypoint = config.get("Entrypoint") or None
     facts = ImageConfigFacts(entrypoint=entrypoint, cmd=config.get("Cmd") or None, user=config.get("User") or None,
                              workdir=config.get("WorkingDir") or None, env=env,

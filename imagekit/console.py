@@ -135,6 +135,7 @@ class Task:
         self.started = time.monotonic()
         self.message = ""
         self.steps = 0
+        self.outcome: str | None = None  # the last line's word instead of "done" (e.g. "refused")
         self._drawn = False
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -179,10 +180,9 @@ class Task:
             return
         with _lock:
             self.steps += 1
+            self.message = ""  # the step is the current activity now; the next update draws the live line
             self._clear()
             _write_line(self.stream, f"{self._prefix()} {self.name}: {message}")
-            if self.live and self.message:
-                self._draw()
 
     def _run_ticker(self) -> None:
         while not self._stop.wait(self.tick):
@@ -208,9 +208,10 @@ class Task:
 
 def _columns(stream: TextIO) -> int:
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
-        return 80
+        columns = 0
+    return columns if columns > 0 else 80  # a terminal that never got a size says 0
 
 
 @contextmanager
@@ -225,7 +226,7 @@ def task(name: str, *, stream: TextIO | None = None, tick: float = 0.5) -> Itera
     outcome = "failed"
     try:
         yield current
-        outcome = "done"
+        outcome = current.outcome or "done"
     finally:
         with _lock:
             _active.remove(current)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from ..config import add_config_options
-from ..console import paint, progress
+from ..console import Task, paint, progress, task
 from ..errors import EnvironmentProblem, UsageError
 from ..findings import Finding, Severity
 from ..image_build import (
@@ -201,6 +202,19 @@ def _push(result: BuildResult, client, args: argparse.Namespace, target: str) ->
     return EXIT_FINDINGS if errors and not args.allow_errors else EXIT_OK
 
 
+#: a step of the classic builder ("Step 3/7 : RUN …") or of BuildKit ("#5 [2/3] RUN …"), and imagekit's own stages
+_STEP = re.compile(r"^(?:Step \d+/\d+ :|#\d+ \[[^\]]*\d+/\d+\]|building |author image |validating )")
+
+
+def build_log(building: Task):
+    """The build's log lines → kept step lines and a live line for everything in between (see console)."""
+
+    def log(line: str) -> None:
+        (building.step if _STEP.match(line) else building.update)(line)
+
+    return log
+
+
 def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     _check_push_args(args)
@@ -212,7 +226,9 @@ def run(args: argparse.Namespace) -> int:
     for line in plan.describe():
         progress(line)
     client = connect()
-    result = run_build(plan, client)
+    with task("build") as building:
+        result = run_build(plan, client, log=build_log(building))
+        building.outcome = "done" if result.ok else f"stopped at {result.stage}"
     pushing = args.push and result.ok
     if not pushing or args.format == "text":  # otherwise one document, printed after the push
         _report(result, args.format, str(options.path))

@@ -120,9 +120,12 @@ def run_build(args: argparse.Namespace) -> int:
     ca_bundle = resolve_ca_bundle(args.ca_bundle)
     job_error, docker_error, _ = _errors()
     client = _client()
+    from imagekit.console import task
+
     try:
-        result = build_bundle(args.output, client=client, base_image=args.base_image,
-                              webterm_assets=args.webterm_assets, ca_bundle=ca_bundle, force=args.force)
+        with task("krunner build"):  # the build's progress lines: a live line with the elapsed time on a TTY
+            result = build_bundle(args.output, client=client, base_image=args.base_image,
+                                  webterm_assets=args.webterm_assets, ca_bundle=ca_bundle, force=args.force)
     except (job_error, docker_error, OSError) as exc:
         raise EnvironmentProblem(str(exc)) from exc
     size = result.size

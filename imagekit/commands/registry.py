@@ -69,7 +69,7 @@ def _no_subcommand(parser: argparse.ArgumentParser) -> int:
 
 
 def run_scan(args: argparse.Namespace) -> int:
-    from ..console import progress
+    from ..console import progress, task
     from ..registry.client import NotFoundError, RegistryClient
     from ..registry.reference import ImageReference, parse_registry_target
     from ..registry.render import render_scan_json, render_scan_junit, render_scan_table
@@ -84,23 +84,25 @@ def run_scan(args: argparse.Namespace) -> int:
                         timeout=options.timeout) as client:
         repositories = sorted(r for r in client.catalog() if not namespace or r.startswith(namespace))
         progress(f"{args.registry}: {len(repositories)} repositor{'y' if len(repositories) == 1 else 'ies'}")
-        for number, repository in enumerate(repositories, 1):
-            tags = sorted(client.tags(repository))
-            progress(f"[{number}/{len(repositories)}] {repository}: {len(tags)} tag{'s' * (len(tags) != 1)}")
-            for tag in tags:
-                ref = ImageReference(registry=host, repository=repository, tag=tag)
-                try:
-                    view = read_image(client, ref, options.project)
-                except NotFoundError:  # listed but gone (the manager ignores it too)
-                    view = ImageView(reference=str(ref), registry=host, repository=repository, tag=tag, missing=True,
-                                     error="listed, but the registry has no manifest for it (missing or deleted; "
-                                     "the manager ignores it)")
-                    rows.append((view, []))
-                    continue
-                findings: list[Finding] = []
-                for target in targets_for_view(view, str(ref), options):
-                    findings += target.findings()
-                rows.append((view, findings))
+        with task("registry scan") as scan:  # on a TTY: a step line per repository, a live line per tag
+            for number, repository in enumerate(repositories, 1):
+                tags = sorted(client.tags(repository))
+                scan.step(f"[{number}/{len(repositories)}] {repository}: {len(tags)} tag{'s' * (len(tags) != 1)}")
+                for tag in tags:
+                    ref = ImageReference(registry=host, repository=repository, tag=tag)
+                    scan.update(f"{repository}:{tag}")
+                    try:
+                        view = read_image(client, ref, options.project)
+                    except NotFoundError:  # listed but gone (the manager ignores it too)
+                        view = ImageView(reference=str(ref), registry=host, repository=repository, tag=tag, missing=True,
+                                         error="listed, but the registry has no manifest for it (missing or deleted; "
+                                         "the manager ignores it)")
+                        rows.append((view, []))
+                        continue
+                    findings: list[Finding] = []
+                    for target in targets_for_view(view, str(ref), options):
+                        findings += target.findings()
+                    rows.append((view, findings))
     fail_on = Severity(args.fail_on)
     if args.format == "json":
         text = render_scan_json(args.registry, rows)
