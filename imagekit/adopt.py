@@ -312,10 +312,18 @@ def _apps(fs: ImageFS, env: dict[str, str], pythons: list[PythonFound]) -> list[
     return apps
 
 
+SHELLS = ("bash", "sh", "/bin/bash", "/bin/sh", "/usr/bin/bash")
+
+
+def replaced_startup(config: ImageConfigFacts) -> bool:
+    """The image starts something the agent's entrypoint will replace (not just a base image's default shell)."""
+    return bool(config.entrypoint) or bool(config.cmd) and not (len(config.cmd) == 1 and config.cmd[0] in SHELLS)
+
+
 def _notes(survey: dict) -> list[Note]:
     notes: list[Note] = []
     config: ImageConfigFacts = survey["config"]
-    if config.entrypoint or config.cmd:
+    if replaced_startup(config):
         given = " ".join(shlex.quote(a) for a in (config.entrypoint or []) + (config.cmd or []))
         notes.append(Note(severity="info", topic="entrypoint",
                           message=f"the agent replaces ENTRYPOINT and CMD ({given}) with its own entrypoint.sh and "

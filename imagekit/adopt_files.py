@@ -11,7 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .adopt import AppMatch, ImageSurvey, PythonFound, family_supported
+from .adopt import (
+    AppMatch,
+    ImageSurvey,
+    PythonFound,
+    family_supported,
+    replaced_startup,
+)
 from .kernelspec import LIBRARY_PORTS, library_names
 
 PYTHON_FEATURES = ("batch", "query", "uid-match", "user-input")
@@ -148,7 +154,7 @@ def dockerfile_text(survey: ImageSurvey) -> str:
         "FROM ${BASE_IMAGE}",
     ]
     config = survey.config
-    if config.entrypoint or config.cmd:
+    if replaced_startup(config):
         out += ["", f"# entrypoint: {json.dumps(config.entrypoint)}, cmd: {json.dumps(config.cmd)}: the agent replaces "
                 "both with", "# /opt/kernel/entrypoint.sh and its runner, so they are left as they are (unused)."]
         if config.entrypoint and config.entrypoint_chains is False:
