@@ -164,6 +164,7 @@ class Task:
         """The current activity: the live line on a TTY (a kept line with --verbose), else a plain line."""
         if is_quiet():
             return
+        message = message.removeprefix(f"{self.name}: ")  # callers that already name the task
         with _lock:
             self.message = message
             if self.live and not is_verbose():
@@ -178,6 +179,7 @@ class Task:
         """A milestone, kept on screen (above the live line on a TTY)."""
         if is_quiet():
             return
+        message = message.removeprefix(f"{self.name}: ")
         with _lock:
             self.steps += 1
             self.message = ""  # the step is the current activity now; the next update draws the live line
