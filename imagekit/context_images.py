@@ -23,7 +23,8 @@ from .locks import file_lock
 
 CONTEXT_HASH_LABEL = "ai.backend.imagekit.context-hash"
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_SKIP_DIRS = frozenset({"__pycache__", ".git", ".pytest_cache"})
+#: never part of a context: VCS data and tool caches (a checkout has them, an installed package does not)
+_SKIP_DIRS = frozenset({"__pycache__", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache"})
 
 
 class ImageBuildError(DockerJobError):

@@ -110,7 +110,8 @@ def pip_install(site_packages: Path, requirements: list[str]) -> None:
 
 
 def copy_sources(site_packages: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    # what an installed package never has (the same names imagekit.context_images leaves out of the hash)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache")
     for name in ("krunner", "ai"):
         shutil.copytree(SRC / name, site_packages / name, ignore=ignore)
 
