@@ -15,14 +15,15 @@ step "environment: virtualenv, Docker engine, local base image"
 bash scripts/bootstrap.sh --images none --no-krunner-volume
 base=$(.venv/bin/python -c 'from imagekit.localenv.base_image import ensure_base_image; print(ensure_base_image())')
 
-step "krunner bundle and volume"
-.venv/bin/bai-imagekit krunner install
-
-# pip inside the build needs the host's CA bundle when a TLS-intercepting proxy is in the way;
-# it is given as a BuildKit secret and never stays in the image.
+# pip inside the builds needs the host's CA bundle when a TLS-intercepting proxy is in the way;
+# it is given as a read-only mount or a BuildKit secret and never stays in the bundle or image.
 ca=()
 bundle=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 if [ -s "$bundle" ]; then ca=(--ca-bundle "$bundle"); fi
+
+step "krunner bundle and volume"
+.venv/bin/bai-imagekit krunner build --base-image "$base" "${ca[@]}"
+.venv/bin/bai-imagekit krunner install --base-image "$base"
 
 step "build images/python"
 .venv/bin/bai-imagekit build images/python -t bai-ref/python:latest --build-arg "BASE_IMAGE=$base" "${ca[@]}"

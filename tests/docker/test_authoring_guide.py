@@ -33,7 +33,7 @@ def _blocks(lang: str) -> list[str]:
     return [body for kind, body in BLOCK.findall(GUIDE.read_text()) if kind == lang]
 
 
-def test_guide_commands_run(localenv, tmp_path):
+def test_guide_commands_run(localenv, krunner_bundle, tmp_path):
     from imagekit.localenv.base_image import ensure_base_image
     from imagekit.localenv.registry import ensure_registry, stop_registry
 
