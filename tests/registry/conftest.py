@@ -11,7 +11,8 @@
 * ``two_platform_index`` – amd64 + arm64 indexes assembled by hand through the API.
 
 Every registry is started once per session in a pytest temp dir and killed/removed at the end.
-Tests in this directory are marked ``registry`` and ``docker``.
+Tests in this directory are marked ``registry`` and ``docker``, and bounded by
+:data:`TIMEOUT_SECONDS` unless they set their own timeout.
 """
 
 from __future__ import annotations
@@ -36,12 +37,18 @@ INDEX_SOURCE = "python-minimal"
 MISMATCH_LABELS = {"ai.backend.runtime-path": "/usr/local/bin/python3"}
 
 
+#: per-test bound, session fixtures included: the first test may build and push a reference image
+TIMEOUT_SECONDS = 1500
+
+
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
         if here in Path(item.path).parents:
             item.add_marker(pytest.mark.registry)
             item.add_marker(pytest.mark.docker)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(TIMEOUT_SECONDS))
 
 
 def _registry(kind, tmp_path_factory) -> Iterator[LocalRegistry]:
