@@ -66,8 +66,8 @@ class _LayerProgress:
     "layer already exists", …); on a TTY also the running "Pushing [==> ] x/y" at most every
     :data:`TTY_PROGRESS_SECONDS` per layer. Never redraws a line, so logs stay readable."""
 
-    def __init__(self, name: str, log: Log, tty: bool):
-        self.name, self.log, self.tty = name, log, tty
+    def __init__(self, name: str, log: Log, tty: bool, clock: Callable[[], float] = time.monotonic):
+        self.name, self.log, self.tty, self.clock = name, log, tty, clock
         self.shown: dict[str, str] = {}  # layer -> last state shown
         self.pushing_at: dict[str, float] = {}
         self.sizes: dict[str, int] = {}
@@ -80,7 +80,7 @@ class _LayerProgress:
         if total:
             self.sizes[layer] = total
         if status == "Pushing":
-            now = time.monotonic()
+            now = self.clock()
             first = layer not in self.pushing_at
             if first or (self.tty and now - self.pushing_at[layer] >= TTY_PROGRESS_SECONDS):
                 self.pushing_at[layer] = now
