@@ -283,3 +283,19 @@ def test_no_target_kind_bypasses_the_rule_settings():
     kinds = list(subclasses(LoadedTarget))
     assert len(kinds) >= 2
     assert [k.__name__ for k in kinds if "findings" in vars(k)] == []
+
+
+def test_builds_checks_read_the_rule_settings(kernel, capsys):
+    """``build`` validates its inputs first: a disabled rule no longer stops it (--dry-run: no engine)."""
+    import shutil
+
+    bad = kernel.parent / "bad"
+    shutil.copytree(kernel, bad)
+    (bad / "service-defs" / "hello.json").unlink()
+    assert cli("build", "bad", "--dry-run", "--format", "json") == 1
+    assert [f["rule"] for f in json.loads(capsys.readouterr().out)["findings"]] == ["BAI201"]
+    write(kernel.parent / ".bai-imagekit.toml", '[rules.disabled]\nBAI201 = "the def comes from the library"\n')
+    assert cli("build", "bad", "--dry-run", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["findings"] == []
+    write(kernel.parent / ".bai-imagekit.toml", "[build-args]\nbad name = 1\n")
+    assert cli("build", "bad", "--dry-run") == 2
