@@ -282,3 +282,143 @@ def test_a_digest_reference_is_checked(pushed_reference_images, docker_config):
     wrong = f"{pushed.registry.address}/{pushed.repository}@sha256:{'0' * 64}"
     missing = cli("validate", "--insecure", "--labels-only", wrong)
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+# ------------------------------------------------------------------------------------ bearer tokens
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class _TokenServer(http.server.ThreadingHTTPServer):
+    """A small token server for a distribution registry with ``auth: token``: checks basic auth, grants
+    pull (and catalog) access in an RS256 JWT signed by ``openssl dgst`` with the key whose
+    certificate the registry trusts (``rootcertbundle``), the certificate in the ``x5c`` header."""
+
+    def __init__(self, key: Path, cert_der: bytes, user: str, password: str) -> None:
+        super().__init__(("127.0.0.1", 0), _TokenHandler)
+        self.key, self.cert_der, self.user, self.password = key, cert_der, user, password
+        self.requests: list[dict] = []
+
+    def sign(self, claims: dict) -> str:
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(self.cert_der).decode()]}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+                                   input=signing_input.encode(), capture_output=True, check=True).stdout
+        return f"{signing_input}.{_b64url(signature)}"
+
+
+class _TokenHandler(http.server.BaseHTTPRequestHandler):
+    server: _TokenServer
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        from urllib.parse import parse_qs, urlparse
+
+        query = parse_qs(urlparse(self.path).query)
+        auth = self.headers.get("Authorization", "")
+        user = None
+        if auth.startswith("Basic "):
+            name, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            if (name, password) == (self.server.user, self.server.password):
+                user = name
+        self.server.requests.append({"scope": query.get("scope", []), "service": query.get("service", [""])[0],
+                                     "user": user})
+        if user is None:
+            self.send_response(401)
+            self.end_headers()
+            return
+        access = []
+        for scope in query.get("scope", []):
+            kind, name, actions = scope.split(":", 2) if scope.count(":") >= 2 else (scope, "", "")
+            granted = [a for a in actions.split(",") if a in ("pull", "*")]
+            access.append({"type": kind, "name": name, "actions": granted})
+        now = int(__import__("time").time())
+        token = self.server.sign({"iss": "bai-test-issuer", "sub": user, "aud": query.get("service", [""])[0],
+                                  "exp": now + 300, "nbf": now - 10, "iat": now, "jti": str(now),
+                                  "access": access})
+        body = json.dumps({"token": token, "expires_in": 300}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def token_registry(pushed_reference_images, plain_registry, tmp_path_factory):
+    """A second ``docker-registry`` serving the plain registry's storage (read only) with ``auth: token``
+    against :class:`_TokenServer`: yields (address, token server)."""
+    from imagekit.localenv.registry import REGISTRY_BIN
+
+    pushed_reference_images("python-minimal")  # in the shared storage before the second registry starts
+    directory = tmp_path_factory.mktemp("token-registry")
+    key, cert = directory / "token.key", directory / "token.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=bai-test token signer", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    server = _TokenServer(key, der, "bearer-user", "bearer-pass")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = directory / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {plain_registry.directory / 'storage'}\n"
+        "  maintenance:\n    uploadpurging:\n      enabled: false\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: bai-test-token-registry\n"
+        f"auth:\n  token:\n    realm: http://127.0.0.1:{server.server_address[1]}/token\n"
+        f"    service: bai-test-registry\n    issuer: bai-test-issuer\n    rootcertbundle: {cert}\n")
+    with open(directory / "registry.log", "wb") as log:
+        proc = subprocess.Popen([str(REGISTRY_BIN), "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    try:
+        import time
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401 and "Bearer" in exc.headers.get("WWW-Authenticate", "")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (directory / "registry.log").read_text()
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}", server
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        server.shutdown()
+        server.server_close()
+
+
+def test_bearer_token_flow_against_a_token_auth_registry(token_registry, docker_config):
+    address, server = token_registry
+    ref = f"{address}/bai-ref/python-minimal:latest"
+    anonymous = cli("validate", "--insecure", "--labels-only", ref)
+    assert anonymous.returncode == 2
+    assert "refused anonymous access" in anonymous.stderr and "Traceback" not in anonymous.stderr
+
+    token = base64.b64encode(b"bearer-user:bearer-pass").decode()
+    (docker_config / "config.json").write_text(json.dumps({"auths": {address: {"auth": token}}}))
+    server.requests.clear()
+    out = cli("validate", "--insecure", "--labels-only", ref, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert as_json(out)["rescan"][0]["verdict"] == "kernel"
+    assert {"scope": ["repository:bai-ref/python-minimal:pull"], "service": "bai-test-registry",
+            "user": "bearer-user"} in server.requests
+
+    scan = cli("registry", "scan", f"{address}/bai-ref", "--insecure", "--format", "json",
+               env={"DOCKER_CONFIG": str(docker_config)})
+    assert scan.returncode in (0, 1), scan.stderr
+    assert ref in {image["reference"] for image in json.loads(scan.stdout)["images"]}
+    assert any(r["scope"] == ["registry:catalog:*"] for r in server.requests)
