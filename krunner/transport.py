@@ -53,7 +53,9 @@ MAX_CHUNK = 256 * 1024
 #: console bytes queued in the outbox before the pipe readers pause
 STREAM_BUDGET = 8 * 1024 * 1024
 #: messages ZeroMQ may hold per connected agent (so at most SNDHWM × MAX_CHUNK bytes of output)
-SNDHWM = 32
+SNDHWM = 8
+#: the kernel's send buffer of an agent's connection (what a vanished agent can take with it, besides SNDHWM)
+SNDBUF = 512 * 1024
 #: payloads at least this large are handed to ZeroMQ without a copy
 ZERO_COPY_MIN = 65536
 
@@ -198,6 +200,7 @@ class ReplChannel:
             sock.setsockopt(zmq.LINGER, 100)
         # bounded in bytes: at most SNDHWM records of at most MAX_CHUNK bytes wait for one agent
         self.outbound.setsockopt(zmq.SNDHWM, SNDHWM)
+        self.outbound.setsockopt(zmq.SNDBUF, SNDBUF)
         self.inbound.setsockopt(zmq.RCVHWM, 100_000)
         self.inbound.bind(f"tcp://{bind_host}:{in_port}")
         self.outbound.bind(f"tcp://{bind_host}:{out_port}")
