@@ -14,7 +14,7 @@ import sys
 from . import __version__
 from .commands import command_modules
 from .config import ConfigError, configured
-from .console import output_options
+from .console import configure_from, output_options
 from .errors import EnvironmentProblem, UsageError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     if handler is None:
         parser.print_help()
         sys.exit(EXIT_OK if args.command is None else EXIT_ERROR)
+    configure_from(args)  # -q/--quiet, -v/--verbose: the same in every command
     try:
         with configured(args):  # the project's configuration file, for commands that take one
             code = handler(args)

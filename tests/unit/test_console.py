@@ -223,3 +223,20 @@ def test_quiet_and_verbose_parse_the_same_everywhere(argv):
     with pytest.raises(SystemExit) as exc:
         parser.parse_args([*head, "-q", "-v", *tail])
     assert exc.value.code == 2
+
+
+INIT = """
+    import sys
+    from imagekit.cli import main
+    main(["init", sys.argv[1], *sys.argv[2:]])
+"""
+
+
+def test_a_real_command_colours_progress_on_a_tty_and_honours_quiet(tmp_path):
+    tty = _run(INIT, tty=True, args=[str(tmp_path / "a")])
+    assert f"{ESC}2mwrote {tmp_path / 'a'}" in tty  # dim progress lines on a terminal
+    pipe = _run(INIT, tty=False, args=[str(tmp_path / "b")])
+    assert ESC not in pipe and f"wrote {tmp_path / 'b' / 'kernel.toml'}" in pipe.splitlines()
+    assert _run(INIT, tty=True, args=[str(tmp_path / "c"), "--quiet"]) == ""
+    assert (tmp_path / "c" / "kernel.toml").is_file()
+    assert f"{ESC}2m" not in _run(INIT, tty=True, args=[str(tmp_path / "d"), "-v"], env={"NO_COLOR": "1"})
