@@ -38,7 +38,7 @@ def test_the_manifest_declares_the_hook():
 
     files = re.compile(hook["files"])
     for path in ("k/kernel.toml", "k/Dockerfile", "k/service-defs/app.json", "k/policy.yml", "k/jail-policy.yml",
-                 "images/x.Dockerfile", "Containerfile"):
+                 "images/x.Dockerfile", "Containerfile", ".bai-imagekit.toml"):
         assert files.search(path), path
     for path in ("README.md", "k/notes.json", "pyproject.toml", "k/service-defs/sub/x.txt"):
         assert not files.search(path), path
@@ -55,3 +55,8 @@ def test_hook_passes_a_good_kernel_and_fails_a_broken_one(author_repo, tmp_path_
     assert "Failed" in bad.stdout
     assert "bad/kernel.toml:13: error BAI201: service 'hello' has no service-defs/hello.json" in bad.stdout
     assert "==> good <==" in bad.stdout and bad.stdout.count("==> bad <==") == 1  # each kernel dir once
+
+    (author_repo / ".bai-imagekit.toml").write_text('[rules.disabled]\nBAI201 = ""\n')
+    config = try_repo(author_repo, home, ".bai-imagekit.toml")
+    assert config.returncode == 1 and "- exit code: 2" in config.stdout, config.stdout + config.stderr  # the hook's 2
+    assert ".bai-imagekit.toml:1: error: rules.disabled: BAI201: a disabled rule needs a reason" in config.stdout
