@@ -45,7 +45,8 @@ Suppress a finding on the next Dockerfile instruction with
 or for the whole project in .bai-imagekit.toml (or [tool.bai-imagekit] in pyproject.toml), found
 from the working directory upward: [rules.disabled], [rules.severity], fail-on, runner … (docs/config.md).
 
-exit codes: 0 no finding at or above --fail-on, 1 such findings, 2 usage or environment error.
+exit codes: 0 no finding at or above --fail-on, 1 such findings, 2 usage or environment error
+(a broken configuration file: `FILE:LINE: error: …`).
 """
 
 

@@ -299,3 +299,17 @@ def test_builds_checks_read_the_rule_settings(kernel, capsys):
     assert json.loads(capsys.readouterr().out)["findings"] == []
     write(kernel.parent / ".bai-imagekit.toml", "[build-args]\nbad name = 1\n")
     assert cli("build", "bad", "--dry-run") == 2
+
+
+def test_validate_takes_max_size_and_a_schema_key_from_the_file(tmp_path, monkeypatch):
+    from imagekit.cli import build_parser
+    from imagekit.commands.validate import registry_options
+    from imagekit.config import merge
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / ".bai-imagekit.toml", '"$schema" = "./.bai-imagekit.schema.json"\nmax-size = "2GiB"\n')
+    args = build_parser().parse_args(["validate", "127.0.0.1:5000/ns/img:1"])
+    merge(args, "validate")
+    assert registry_options(args).max_size == 2 << 30
+    args = build_parser().parse_args(["validate", "127.0.0.1:5000/ns/img:1", "--max-size", "1GiB"])
+    assert merge(args, "validate").values["max-size"].source == "flag" and registry_options(args).max_size == 1 << 30
