@@ -349,6 +349,10 @@ def _notes(survey: dict) -> list[Note]:
     if distro.libc == "musl":
         notes.append(Note(severity="warning", topic="distro",
                           message="a musl image: current upstream agents have no krunner volume for it"))
+    if survey["labels"]:
+        notes.append(Note(severity="warning", topic="labels",
+                          message=f"the image already has {', '.join(sorted(survey['labels']))}: the build sets the "
+                          "labels kernel.toml names; any other of these is inherited as it is"))  # fmt: skip
     if not survey["pythons"]:
         notes.append(Note(severity="info", topic="python",
                           message="no Python interpreter found: the image becomes an 'app' kernel (services and the "
@@ -376,7 +380,7 @@ def survey_fs(fs: ImageFS, *, image: str, image_id: str, config: dict, architect
         "apps": _apps(fs, env, pythons),
     }
     return ImageSurvey(image=image, image_id=image_id, architecture=architecture, backend_labels=labels,
-                       notes=_notes(parts), **parts)  # fmt: skip
+                       notes=_notes({**parts, "labels": labels}), **parts)  # fmt: skip
 
 
 def survey(client, image: str) -> ImageSurvey:

@@ -157,7 +157,7 @@ def test_an_image_without_python_becomes_an_app_kernel(tmp_path):
     assert [a.service for a in found.apps] == ["static-files"]
     assert found.backend_labels == {"ai.backend.base-distro": "ubuntu22.04"}
     warnings = {n.topic for n in found.notes if n.severity == "warning"}
-    assert warnings == {"entrypoint", "user"}
+    assert warnings == {"entrypoint", "user", "labels"}
     choices = decide(found, ["jupyterlab"])
     assert (choices.runtime_type, choices.runtime_path) == ("app", None)
     assert choices.base_distro == "ubuntu22.04"  # the image's own label is kept
