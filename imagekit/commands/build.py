@@ -126,23 +126,31 @@ def _report(result: BuildResult, fmt: str, target: str) -> None:
         print(paint(f"bai-imagekit build: {result.error}", "red", sys.stderr), file=sys.stderr)
 
 
-def validate_pushed(pushed: list[PushedTag], *, insecure: bool = False) -> list[tuple[str, list[Finding]]]:
-    """Validate what the registry now serves, read back over its API without the engine (one
-    section per platform): what the Backend.AI manager will read is what gets checked. An image
-    pushed under several tags of one repository is read once. *insecure*: plain HTTP."""
+def validate_pushed(pushed: list[PushedTag], *, insecure: bool = False) -> tuple[list[tuple[str, list[Finding]]], list]:
+    """Validate what the registry now serves, read back over its API without the engine: the
+    findings per platform, and the rescan views (:class:`imagekit.registry.rescan.ImageView`,
+    what the Backend.AI manager concludes for each platform) – what the manager will read is what
+    gets checked. An image pushed under several tags of one repository is read once.
+    *insecure*: plain HTTP."""
+    from ..registry.rescan import ImageView
     from ..registry.target import RegistryOptions
     from ..targets import open_targets
 
     options = RegistryOptions(insecure=insecure)
     seen: set[tuple[str, str]] = set()
     sections: list[tuple[str, list[Finding]]] = []
+    views: list[ImageView] = []
     for item in pushed:
         if (item.repository, item.digest) in seen:
             continue
         seen.add((item.repository, item.digest))
         with open_targets([item.reference], "registry", registry=options) as loaded:
-            sections += [(target.name, target.findings()) for target in loaded]
-    return sections
+            for target in loaded:
+                sections.append((target.name, target.findings()))
+                image = getattr(target, "image", None)
+                if isinstance(image, ImageView) and all(image is not v for v in views):
+                    views.append(image)
+    return sections, views
 
 
 def _check_push_args(args: argparse.Namespace) -> None:
@@ -161,6 +169,7 @@ def _push(result: BuildResult, client, args: argparse.Namespace, target: str) ->
     JSON: one document, the build's result with ``pushed`` and ``registry_findings`` (or
     ``push_error`` / ``registry_error``). SARIF/GitHub: one report, the build's and the registry's
     findings together."""
+    from ..registry.render import render_view_text, view_json
     from ..report import Report, render
 
     built = result.to_json()
@@ -180,7 +189,7 @@ def _push(result: BuildResult, client, args: argparse.Namespace, target: str) ->
         raise
     progress(f"validating the pushed image from the registry: {pushed[0].reference}…")
     try:
-        sections = validate_pushed(pushed, insecure=args.insecure)
+        sections, views = validate_pushed(pushed, insecure=args.insecure)
     except (EnvironmentProblem, UsageError) as exc:
         fail("registry_error", exc)
         raise
@@ -189,6 +198,7 @@ def _push(result: BuildResult, client, args: argparse.Namespace, target: str) ->
             **built,
             "pushed": [p.model_dump() for p in pushed],
             "registry_findings": {name: [f.model_dump(mode="json") for f in found] for name, found in sections},
+            "rescan": [view_json(v) for v in views],
         }, indent=2))
     else:
         report = Report([]) if args.format == "text" else Report.single(target, result.findings)
@@ -196,6 +206,7 @@ def _push(result: BuildResult, client, args: argparse.Namespace, target: str) ->
             report.add(name, found)
         if args.format == "text":
             print("validated from the registry:")
+            sys.stdout.write("".join(render_view_text(v, sys.stdout) for v in views))
         sys.stdout.write(render(report, args.format, sys.stdout))
         sys.stdout.flush()
     errors = any(f.severity is Severity.ERROR for _, found in sections for f in found)

@@ -86,6 +86,10 @@ def test_push_every_tag_then_validate_from_the_registry(kernel_dir, plain_regist
     assert len(sections) == 1 and tags[0] in next(iter(sections)), sections
     found = next(iter(sections.values()))
     assert not [f for f in found if f["severity"] == "error"], found
+    # and says what the manager's rescan concludes for it: a kernel on linux/amd64
+    (rescan,) = result["rescan"]
+    assert rescan["reference"].startswith(tags[0]) and rescan["verdict"] == "kernel", rescan
+    assert [(p["architecture"], p["manifest_digest"]) for p in rescan["platforms"]] == [("x86_64", digest)], rescan
     # progress went to stderr, one line per layer and state (plain lines: not a TTY)
     assert "validating the pushed image from the registry" in out.stderr
     assert any(line.startswith(f"push {tags[0]}: layer ") and line.endswith(")") and "pushed" in line
@@ -101,6 +105,7 @@ def test_push_text_report_names_the_pushed_tags_and_the_registry_findings(kernel
     assert f"pushed {tag} (sha256:" in out.stdout
     after = out.stdout.split("validated from the registry:", 1)
     assert len(after) == 2 and tag in after[1], out.stdout
+    assert f"rescan of {tag}" in after[1] and "linux/amd64 (x86_64): registered as a kernel image" in after[1], out.stdout
     assert f"push {tag}: layer " in out.stderr and f"push {tag}: done, sha256:" in out.stderr
 
 
