@@ -252,8 +252,10 @@ class Board:
 
     def _text(self, item: str) -> str:
         begun = self.started[item]
-        end = self.finished.get(item, time.monotonic())
-        clock = f"[{_elapsed(end - begun)}]" if begun is not None else "[  -  ]"
+        if item in self.finished:  # the final message carries the item's own time
+            clock = "[ done]"
+        else:
+            clock = f"[{_elapsed(time.monotonic() - begun)}]" if begun is not None else "[  -  ]"
         return f"{clock} {item}: {self.lines[item]}"
 
     def _redraw(self) -> None:  # under _lock
