@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict
 from .console import progress
 from .errors import EnvironmentProblem, UsageError
 
-#: on a TTY, at most one "Pushing" line per layer this often
+#: on a TTY, at most one kept "Pushing" line per layer this often (a live line: LIVE_PROGRESS_SECONDS)
 TTY_PROGRESS_SECONDS = 2.0
+LIVE_PROGRESS_SECONDS = 0.25
 
 Log = Callable[[str], None]
 
@@ -63,11 +64,15 @@ def _human(size: int | None) -> str:
 
 class _LayerProgress:
     """Turns the engine's push stream into lines: one per layer and state ("pushing", "pushed",
-    "layer already exists", …); on a TTY also the running "Pushing [==> ] x/y" at most every
-    :data:`TTY_PROGRESS_SECONDS` per layer. Never redraws a line, so logs stay readable."""
+    "already exists", …) through *log*; on a TTY also the running "[==> ] x/y" through *update* (a
+    live line, e.g. :meth:`imagekit.console.Task.update`) or, without one, as kept lines at most
+    every :data:`TTY_PROGRESS_SECONDS` per layer. Not on a TTY: state lines only."""
 
-    def __init__(self, name: str, log: Log, tty: bool, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, name: str, log: Log, tty: bool, clock: Callable[[], float] = time.monotonic,
+                 update: Log | None = None):
         self.name, self.log, self.tty, self.clock = name, log, tty, clock
+        self.update = update or log
+        self.every = LIVE_PROGRESS_SECONDS if update is not None else TTY_PROGRESS_SECONDS
         self.shown: dict[str, str] = {}  # layer -> last state shown
         self.pushing_at: dict[str, float] = {}
         self.sizes: dict[str, int] = {}
@@ -82,10 +87,12 @@ class _LayerProgress:
         if status == "Pushing":
             now = self.clock()
             first = layer not in self.pushing_at
-            if first or (self.tty and now - self.pushing_at[layer] >= TTY_PROGRESS_SECONDS):
+            if first:
                 self.pushing_at[layer] = now
-                shown = line.get("progress") if self.tty and not first else None
-                self.log(f"push {self.name}: layer {layer} {shown or 'pushing' + _human(total)}")
+                self.log(f"push {self.name}: layer {layer} pushing{_human(total)}")
+            elif self.tty and now - self.pushing_at[layer] >= self.every and line.get("progress"):
+                self.pushing_at[layer] = now
+                self.update(f"push {self.name}: layer {layer} {line['progress']}")
             return
         if self.shown.get(layer) == status:
             return
@@ -100,12 +107,15 @@ def _error_message(line: dict[str, Any]) -> str:
     return str(detail.get("message") or line.get("error") or line).strip()
 
 
-def push_tag(client, reference: str, *, log: Log = progress, tty: bool | None = None) -> PushedTag:
-    """Push one local tag through the engine; raises :class:`PushError` with the registry's message."""
+def push_tag(client, reference: str, *, log: Log = progress, update: Log | None = None,
+             tty: bool | None = None) -> PushedTag:
+    """Push one local tag through the engine; raises :class:`PushError` with the registry's message.
+
+    *log* gets the kept lines (one per layer and state), *update* the running figures on a TTY."""
     repository, tag = split_tag(reference)
     tty = sys.stderr.isatty() if tty is None else tty
     log(f"push {reference}: pushing through the engine…")
-    layers = _LayerProgress(reference, log, tty)
+    layers = _LayerProgress(reference, log, tty, update=update)
     digest: str | None = None
     size: int | None = None
     try:
@@ -124,5 +134,5 @@ def push_tag(client, reference: str, *, log: Log = progress, tty: bool | None = 
         raise PushError(f"pushing {reference} failed: {exc}") from exc
     if digest is None:
         raise PushError(f"pushing {reference}: the engine reported no manifest digest (was it pushed?)")
-    log(f"push {reference}: done, {digest}")
+    log(f"push {reference}: manifest {digest}")
     return PushedTag(reference=reference, repository=repository, tag=tag, digest=digest, size=size)

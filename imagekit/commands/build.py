@@ -181,15 +181,17 @@ def _push(result: BuildResult, client, args: argparse.Namespace, target: str) ->
 
     try:
         for tag in result.tags:
-            pushed.append(push_tag(client, tag))
+            with task(f"push {tag}") as pushing:
+                pushed.append(push_tag(client, tag, log=pushing.step, update=pushing.update, tty=pushing.live))
             if args.format == "text":
                 print(paint(f"pushed {tag} ({pushed[-1].digest})", "green"), flush=True)
     except PushError as exc:
         fail("push_error", exc)
         raise
-    progress(f"validating the pushed image from the registry: {pushed[0].reference}…")
     try:
-        sections, views = validate_pushed(pushed, insecure=args.insecure)
+        with task(f"validate {pushed[0].reference} from the registry") as reading:
+            sections, views = validate_pushed(pushed, insecure=args.insecure)
+            reading.outcome = "read"
     except (EnvironmentProblem, UsageError) as exc:
         fail("registry_error", exc)
         raise

@@ -91,8 +91,8 @@ def test_push_every_tag_then_validate_from_the_registry(kernel_dir, plain_regist
     assert rescan["reference"].startswith(tags[0]) and rescan["verdict"] == "kernel", rescan
     assert [(p["architecture"], p["manifest_digest"]) for p in rescan["platforms"]] == [("x86_64", digest)], rescan
     # progress went to stderr, one line per layer and state (plain lines: not a TTY)
-    assert "validating the pushed image from the registry" in out.stderr
-    assert any(line.startswith(f"push {tags[0]}: layer ") and line.endswith(")") and "pushed" in line
+    assert f"validate {tags[0]} from the registry: read in" in out.stderr, out.stderr[-3000:]
+    assert any(f"push {tags[0]}: layer " in line and line.endswith(")") and "pushed" in line
                for line in out.stderr.splitlines()), out.stderr[-3000:]
     assert "\r" not in out.stderr
 
@@ -106,7 +106,7 @@ def test_push_text_report_names_the_pushed_tags_and_the_registry_findings(kernel
     after = out.stdout.split("validated from the registry:", 1)
     assert len(after) == 2 and tag in after[1], out.stdout
     assert f"rescan of {tag}" in after[1] and "linux/amd64 (x86_64): registered as a kernel image" in after[1], out.stdout
-    assert f"push {tag}: layer " in out.stderr and f"push {tag}: done, sha256:" in out.stderr
+    assert f"push {tag}: layer " in out.stderr and f"push {tag}: manifest sha256:" in out.stderr
 
 
 def test_unreachable_registry_is_exit_2_with_the_engines_message(kernel_dir, engine_tags):

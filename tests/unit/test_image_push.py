@@ -21,11 +21,13 @@ STREAM = [
 ]
 
 
-def _lines(tty: bool, ticks=(0.0, 0.5, 2.6, 3.0)) -> list[str]:
-    """The lines for :data:`STREAM`; *ticks* is what the clock says at each "Pushing" line."""
+def _lines(tty: bool, ticks=(0.0, 0.5, 2.6, 3.0), live: list[str] | None = None) -> list[str]:
+    """The kept lines for :data:`STREAM` (running figures into *live* if given); *ticks* is what
+    the clock says at each "Pushing" line."""
     out: list[str] = []
     clock = iter(ticks)
-    progress = _LayerProgress("127.0.0.1:5000/x/y:1", out.append, tty, clock=lambda: next(clock))
+    progress = _LayerProgress("127.0.0.1:5000/x/y:1", out.append, tty, clock=lambda: next(clock),
+                              update=None if live is None else live.append)
     for line in STREAM:
         progress.feed(line)
     return out
@@ -46,6 +48,17 @@ def test_a_tty_also_gets_the_running_figure_but_throttled():
         "push 127.0.0.1:5000/x/y:1: layer aaa pushed (2.0 MB)",
         "push 127.0.0.1:5000/x/y:1: layer bbb already exists",
     ]
+
+
+def test_with_a_live_line_the_running_figure_goes_there():
+    live: list[str] = []
+    kept = _lines(tty=True, ticks=(0.0, 0.1, 0.4, 0.5), live=live)
+    assert kept == [
+        "push 127.0.0.1:5000/x/y:1: layer aaa pushing (2.0 MB)",
+        "push 127.0.0.1:5000/x/y:1: layer aaa pushed (2.0 MB)",
+        "push 127.0.0.1:5000/x/y:1: layer bbb already exists",
+    ]
+    assert live == ["push 127.0.0.1:5000/x/y:1: layer aaa [=>] 1000000/2MB"]  # 0.1 s is too soon, 0.5 s follows 0.4 s
 
 
 @pytest.mark.parametrize(("ref", "expected"), [
