@@ -9,7 +9,9 @@ BASE_IMAGE``); labels, service-defs and the jail policy come from ``kernel.toml`
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from .adopt import (
     AppMatch,
@@ -18,6 +20,7 @@ from .adopt import (
     family_supported,
     replaced_startup,
 )
+from .console import paint
 from .kernelspec import LIBRARY_PORTS, library_names
 
 PYTHON_FEATURES = ("batch", "query", "uid-match", "user-input")
@@ -170,7 +173,7 @@ def dockerfile_text(survey: ImageSurvey) -> str:
     return "\n".join(out) + "\n"
 
 
-def survey_text(survey: ImageSurvey, choices: Choices) -> str:
+def survey_text(survey: ImageSurvey, choices: Choices, stream: TextIO = sys.stdout) -> str:
     d = survey.distro
     lines = [f"{survey.image} ({survey.image_id[:19]}, {survey.architecture or 'arch unknown'})",
              f"  distro:      {d.os_release or 'unknown'} ({d.pretty_name or 'no os-release'}), {d.libc or 'libc unknown'}",
@@ -187,7 +190,8 @@ def survey_text(survey: ImageSurvey, choices: Choices) -> str:
     for a in survey.apps:
         lines.append(f"  app:         {a.service} ({a.evidence})")
     for note in survey.notes:
-        lines.append(f"  {note.severity}: {note.topic}: {note.message}")
+        word = paint(note.severity, "yellow" if note.severity == "warning" else "cyan", stream)
+        lines.append(f"  {word}: {note.topic}: {note.message}")
     lines.append(f"  choice:      runtime {choices.runtime_type} {choices.runtime_path or ''}".rstrip()
                  + f", base-distro {choices.base_distro or 'unset'}, services "
                  + (", ".join(a.service for a in choices.services) or "none"))  # fmt: skip
