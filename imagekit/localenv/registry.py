@@ -298,12 +298,23 @@ def read_registry(directory: Path) -> LocalRegistry | None:
         return None
 
 
+def _check_ours(directory: Path) -> None:
+    """Refuse to reuse or remove a directory that is neither absent, empty nor a registry's."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise LocalEnvError(f"{directory} is not a directory")
+    if any(directory.iterdir()) and not ((directory / STATE_FILE).exists() or (directory / "config.yml").exists()):
+        raise LocalEnvError(f"{directory} holds other files; give a registry its own (new or empty) directory")
+
+
 def ensure_registry(kind: Kind, directory: Path | None = None) -> LocalRegistry:
     """Return a healthy registry of *kind* kept in *directory* (default: the shared state root),
     starting one if needed. Safe to call repeatedly and from several processes."""
     directory = Path(directory or DEFAULT_STATE_ROOT / kind).resolve()
     ensure_registry_packages()
     with file_lock(f"registry-{directory}"):
+        _check_ours(directory)
         current = read_registry(directory)
         if current is not None and current.kind == kind and is_healthy(current):
             return current
@@ -314,16 +325,17 @@ def ensure_registry(kind: Kind, directory: Path | None = None) -> LocalRegistry:
 
 
 def _stop(registry: LocalRegistry | None, directory: Path) -> None:
-    if registry is not None and _pid_is_registry(registry.pid, directory):
-        try:
-            os.kill(registry.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and _pid_is_registry(registry.pid, directory):
-                time.sleep(0.05)
-            if _pid_is_registry(registry.pid, directory):
-                os.kill(registry.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    if registry is not None:
+        if _pid_is_registry(registry.pid, directory):
+            try:
+                os.kill(registry.pid, signal.SIGTERM)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and _pid_is_registry(registry.pid, directory):
+                    time.sleep(0.05)
+                if _pid_is_registry(registry.pid, directory):
+                    os.kill(registry.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         child = _children.pop(registry.pid, None)
         if child is not None:  # reap it if it is our child
             child.wait(timeout=5)
@@ -335,5 +347,6 @@ def stop_registry(registry_or_dir: LocalRegistry | Path) -> None:
     directory = registry_or_dir.directory if isinstance(registry_or_dir, LocalRegistry) else Path(registry_or_dir)
     directory = directory.resolve()
     with file_lock(f"registry-{directory}"):
+        _check_ours(directory)
         _stop(read_registry(directory), directory)
         log(f"registry in {directory} stopped and removed")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import ssl
 import urllib.error
 import urllib.request
 
 import pytest
 
-from imagekit.localenv.registry import ensure_registry, is_healthy
+from imagekit.localenv import LocalEnvError
+from imagekit.localenv.registry import ensure_registry, is_healthy, stop_registry
 from imagekit.localenv.registry_seed import (
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
@@ -85,3 +88,35 @@ def test_two_platform_indexes(two_platform_index, plain_registry):
     assert labels(idx.matching.arm64_digest) == ("arm64", amd64_labels)
     arch, mismatched = labels(idx.mismatch.arm64_digest)
     assert arch == "arm64" and mismatched == {**amd64_labels, **MISMATCH_LABELS} != amd64_labels
+
+
+def test_a_dead_registry_is_replaced_and_stop_removes_everything(tmp_path):
+    directory = tmp_path / "state"
+    first = ensure_registry("plain", directory)
+    try:
+        os.kill(first.pid, signal.SIGKILL)
+        os.waitpid(first.pid, 0)  # our child: reap it, so it is gone for good
+        second = ensure_registry("plain", directory)
+        assert second.pid != first.pid and is_healthy(second)
+        assert _get(f"{second.url}/v2/")[0] == 200
+    finally:
+        stop_registry(directory)
+    assert not directory.exists()
+    assert _probe_refused(second.url)
+
+
+def test_a_directory_with_other_files_is_never_taken_over(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(LocalEnvError, match="holds other files"):
+        ensure_registry("plain", tmp_path)
+    with pytest.raises(LocalEnvError, match="holds other files"):
+        stop_registry(tmp_path)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def _probe_refused(url: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{url}/v2/", timeout=5)
+    except urllib.error.URLError as e:
+        return isinstance(e.reason, ConnectionRefusedError)
+    return False
