@@ -15,7 +15,11 @@ by dropping (docs/protocol.md, "Flow control"):
 * replies that belong to no run (``status``, ``completion``, ``apps-result``, service replies)
   go first, ahead of queued output, so the agent's polls are answered while output is paused;
   everything else (output, ``media``, ``waiting-input``, the terminal records) keeps one FIFO
-  order, so a run's ``finished`` always follows its output.
+  order, so a run's ``finished`` always follows its output;
+* what ZeroMQ and the kernel held for an agent whose connection closes is gone with it (at most
+  SNDHWM records plus the socket buffer); if output was on its way, the next agent gets a
+  ``stderr`` note at that point (:meth:`Outbox.note_disconnect`).  Queued output is given up only
+  when the runner shuts down.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Union
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from .protocol import STREAM_RECORDS, FrameError, Record, decode_frames
 
@@ -98,8 +103,16 @@ class FlowGate:
 class Outbox:
     """Ordered outbound record queue in front of the PUSH socket; see the module docstring."""
 
-    def __init__(self, socket: zmq.asyncio.Socket, budget: int = STREAM_BUDGET, max_chunk: int = MAX_CHUNK) -> None:
+    def __init__(self, socket: zmq.asyncio.Socket, budget: int = STREAM_BUDGET, max_chunk: int = MAX_CHUNK,
+                 monitor: zmq.asyncio.Socket | None = None) -> None:
         self._socket = socket
+        self._monitor = monitor
+        self._sending_stream = False
+        bound = SNDHWM * max_chunk + 2 * SNDBUF
+        self._notice = (Record.STDERR.value.encode("ascii"), (
+            f"\n[krunner] the agent's connection closed while output was streaming: up to {bound} bytes "
+            "sent just before this point may not have arrived\n").encode())
+        self.disconnect_notices = 0
         self._queue: collections.deque[tuple[bytes, bytes | memoryview]] = collections.deque()
         self._urgent: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self._wakeup = asyncio.Event()
@@ -152,7 +165,29 @@ class Outbox:
         except asyncio.TimeoutError:
             return False
 
+    def note_disconnect(self) -> None:
+        """An agent's connection closed.  What ZeroMQ and the kernel held for it is gone with it (at most
+        SNDHWM records and the socket buffers, docs/protocol.md "Flow control"); if output was streaming,
+        the next agent is told, ahead of everything still queued – no loss goes unmentioned."""
+        if not self._stream_bytes and not self._sending_stream:
+            return  # the agent had taken all output: nothing was on its way
+        if self._queue and self._queue[0] is self._notice:
+            return  # not yet told: one notice covers both
+        self.disconnect_notices += 1
+        self._queue.appendleft(self._notice)
+        self._stream_bytes += len(self._notice[1])  # accounted like any output (the sender subtracts it)
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def _watch_disconnects(self) -> None:
+        assert self._monitor is not None
+        while True:
+            event = parse_monitor_message(await self._monitor.recv_multipart())
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                self.note_disconnect()
+
     async def run(self) -> None:
+        watcher = asyncio.get_running_loop().create_task(self._watch_disconnects()) if self._monitor else None
         try:
             await self._run()
         except asyncio.CancelledError:
@@ -162,6 +197,9 @@ class Outbox:
                 log.warning("shutting down with %d records undelivered (%d bytes of output): no agent took them",
                             left, self._stream_bytes)
             raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
     async def _run(self) -> None:
         queue, urgent = self._queue, self._urgent
@@ -176,6 +214,8 @@ class Outbox:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            stream = token in STREAM_TOKENS
+            self._sending_stream = stream
             try:
                 # waits while the agent is absent or its pipe is full (SNDHWM): that is the back-pressure
                 await send((token, payload), copy=len(payload) < ZERO_COPY_MIN)
@@ -183,7 +223,8 @@ class Outbox:
             except zmq.ZMQError as exc:
                 log.error("cannot send an outbound %s record: %s", token.decode(), exc)
             finally:
-                if token in STREAM_TOKENS:
+                self._sending_stream = False
+                if stream:
                     self._stream_bytes -= len(payload)
                     if self._stream_bytes <= self._resume_at:
                         self.gate.open()
@@ -204,7 +245,8 @@ class ReplChannel:
         self.inbound.setsockopt(zmq.RCVHWM, 100_000)
         self.inbound.bind(f"tcp://{bind_host}:{in_port}")
         self.outbound.bind(f"tcp://{bind_host}:{out_port}")
-        self.outbox = Outbox(self.outbound)
+        self.monitor = self.outbound.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.outbox = Outbox(self.outbound, monitor=self.monitor)
 
     async def receive(self) -> tuple[str, bytes] | None:
         """Next well-formed op as ``(token, payload)``; malformed messages are logged and skipped."""
@@ -216,5 +258,7 @@ class ReplChannel:
             return None
 
     def close(self) -> None:
+        self.outbound.disable_monitor()
+        self.monitor.close(linger=0)
         self.inbound.close(linger=0)
         self.outbound.close(linger=100)

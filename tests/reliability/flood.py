@@ -226,6 +226,11 @@ class Flood:
         return False
 
     @property
+    def loss_notices(self) -> int:
+        """The runner's notes that output sent to a vanished agent may be missing (ours says so)."""
+        return bytes(self.stderr).count(b"may not have arrived")
+
+    @property
     def worst_write_s(self) -> float | None:
         m = re.search(rb"worst_write_s=([0-9.]+)", bytes(self.stderr))
         return float(m.group(1)) if m else None
@@ -259,6 +264,7 @@ def _flood_figures(figs: Figures, flood: Flood, seconds: float, paused: float = 
         figs["gaps"] = [[off, n] for off, n in c.gaps[:5]]
     figs["exit_code"] = flood.exit_code
     figs["worst_write_s"] = flood.worst_write_s
+    figs["loss_notices"] = flood.loss_notices
     figs["seconds"] = round(seconds, 2)
     busy = seconds - paused
     figs["mib_per_s"] = round(mib(c.received) / busy, 1) if busy > 0 else None  # while someone read
@@ -374,6 +380,7 @@ def agent_restart_mid_stream(kernel: ProbeKernel, total: int = 128 << 20, timeou
     finally:
         second.close()
     figs["bytes_lost"] = flood.check.lost if done else None
+    figs["loss_notices"] = flood.loss_notices
     figs["exit_code"] = flood.exit_code
     after = kernel.client(timeout=30).query("print(_probe_state + 1)", timeout=30)
     figs["session_kept"] = after.exit_code == 0 and after.stdout == "42\n"

@@ -35,10 +35,13 @@ def test_an_agent_away_mid_flood_pauses_the_writer_within_the_memory_bound(ours)
     # what a vanished agent's connection held is gone with it; the runner's share is bounded
     # (docs/protocol.md, "Flow control"): at most SNDHWM records of 256 KiB plus socket buffers
     assert 0 <= figs["bytes_lost"] <= flood.DISCONNECT_LOSS_BOUND, figs.render()
+    assert figs["bytes_lost"] == 0 or figs["loss_notices"] >= 1, figs.render()  # never a silent loss
     assert_recovered(figs, 5.0)
 
 
 def test_an_agent_restart_mid_stream_keeps_the_session(ours):
     figs = flood.agent_restart_mid_stream(ours).record()
     assert figs["exit_code"] == 0 and figs["session_kept"], figs.render()
+    assert 0 <= figs["bytes_lost"] <= flood.DISCONNECT_LOSS_BOUND, figs.render()
+    assert figs["bytes_lost"] == 0 or figs["loss_notices"] >= 1, figs.render()
     assert_recovered(figs, 5.0)

@@ -16,7 +16,7 @@ import zmq.asyncio
 
 from krunner.proc import ChildProcess
 from krunner.protocol import Record
-from krunner.transport import MAX_CHUNK, STREAM_BUDGET, Outbox
+from krunner.transport import MAX_CHUNK, SNDHWM, STREAM_BUDGET, Outbox
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,13 +24,14 @@ pytestmark = pytest.mark.timeout(60)
 class Wire:
     """A bound PUSH socket (the runner's) with an Outbox, and an agent-side PULL that may connect later."""
 
-    def __init__(self, budget: int = STREAM_BUDGET) -> None:
+    def __init__(self, budget: int = STREAM_BUDGET, monitor: bool = False) -> None:
         self.ctx = zmq.asyncio.Context()
         self.push = self.ctx.socket(zmq.PUSH)
-        self.push.setsockopt(zmq.SNDHWM, 32)
+        self.push.setsockopt(zmq.SNDHWM, SNDHWM)
         self.push.setsockopt(zmq.LINGER, 0)
         self.port = self.push.bind_to_random_port("tcp://127.0.0.1")
-        self.outbox = Outbox(self.push, budget=budget)
+        self.monitor = self.push.get_monitor_socket(zmq.EVENT_DISCONNECTED) if monitor else None
+        self.outbox = Outbox(self.push, budget=budget, monitor=self.monitor)
         self.sender = asyncio.get_running_loop().create_task(self.outbox.run())
         self.pull: zmq.asyncio.Socket | None = None
 
@@ -52,7 +53,9 @@ class Wire:
     async def close(self) -> None:
         self.sender.cancel()
         await asyncio.gather(self.sender, return_exceptions=True)
-        for sock in (self.push, self.pull):
+        if self.monitor is not None:
+            self.push.disable_monitor()
+        for sock in (self.push, self.pull, self.monitor):
             if sock is not None:
                 sock.close(linger=0)
         self.ctx.term()
@@ -132,6 +135,47 @@ def test_status_overtakes_queued_output_but_finished_does_not():
     tokens = [t for t, _ in got]
     assert tokens.index(b"status") < tokens.index(b"stdout", 2)  # ahead of most of the output
     assert tokens[-1] == b"finished" and tokens.count(b"stdout") == 20
+
+
+def test_a_disconnect_while_output_streams_is_reported_to_the_next_agent():
+    async def main():
+        wire = Wire(monitor=True)
+        first = wire.connect()
+        for _ in range(40):
+            wire.outbox.send(Record.STDOUT, b"q" * 200_000)
+        await first.recv_multipart()  # streaming
+        first.close(linger=0)
+        await asyncio.sleep(0.5)
+        wire.connect()
+        wire.outbox.send(Record.FINISHED, b'{"exitCode": 0}')
+        got = await wire.records_until(b"finished")
+        await wire.close()
+        return got, wire.outbox.disconnect_notices, wire.outbox.pending_stream_bytes
+
+    got, notices, pending = run(main())
+    assert pending == 0
+    stderr = [(i, p) for i, (t, p) in enumerate(got) if t == b"stderr"]
+    assert notices == 1 and len(stderr) == 1, got[:3]
+    index, text = stderr[0]
+    assert b"may not have arrived" in text and index <= 1  # ahead of the output still queued
+
+
+def test_an_idle_agent_leaving_is_not_reported():
+    async def main():
+        wire = Wire(monitor=True)
+        first = wire.connect()
+        wire.outbox.send(Record.STDOUT, b"hello\n")
+        await first.recv_multipart()
+        await asyncio.sleep(0.2)
+        first.close(linger=0)
+        await asyncio.sleep(0.5)
+        wire.connect()
+        wire.outbox.send(Record.FINISHED, b'{"exitCode": 0}')
+        got = await wire.records_until(b"finished")
+        await wire.close()
+        return got
+
+    assert run(main()) == [(b"finished", b'{"exitCode": 0}')]
 
 
 WRITER = """
