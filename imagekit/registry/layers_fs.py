@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,7 +37,7 @@ class _Loop(Exception):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     kind: str  # file, dir, symlink, other
     mode: int
@@ -47,7 +47,7 @@ class _Entry:
     linkname: str = ""
     layer: int = -1  # where the content is (files)
     offset: int = 0
-    children: set[str] = field(default_factory=set)
+    children: set[str] | None = None  # names in a directory (None for everything else)
 
 
 def _norm(name: str) -> str:
@@ -71,7 +71,7 @@ class LayersFS:
 
     def __init__(self, blobs: list[Path]) -> None:
         self._blobs = blobs
-        self._index: dict[str, _Entry] = {"/": _Entry("dir", 0o755, 0, 0, 0)}
+        self._index: dict[str, _Entry] = {"/": _Entry("dir", 0o755, 0, 0, 0, children=set())}
         self._data: dict[str, bytes] = {}
         self._readers: dict[int, tuple[BinaryIO, BinaryIO]] = {}
         for number, blob in enumerate(blobs):
@@ -95,10 +95,10 @@ class LayersFS:
         entry = self._index.pop(path, None)
         if entry is None:
             return
-        for child in list(entry.children):
+        for child in list(entry.children or ()):
             self._remove(posixpath.join(path, child))
         parent = self._index.get(posixpath.dirname(path))
-        if parent is not None:
+        if parent is not None and parent.children is not None:
             parent.children.discard(posixpath.basename(path))
 
     def _ensure_dir(self, path: str) -> _Entry:
@@ -108,9 +108,9 @@ class LayersFS:
         if entry is not None:
             self._remove(path)
         parent = self._ensure_dir(posixpath.dirname(path))
-        entry = _Entry("dir", 0o755, 0, 0, 0)
+        entry = _Entry("dir", 0o755, 0, 0, 0, children=set())
         self._index[path] = entry
-        parent.children.add(posixpath.basename(path))
+        parent.children.add(posixpath.basename(path))  # type: ignore[union-attr]
         return entry
 
     def _add_layer(self, number: int, blob: Path) -> None:
@@ -131,7 +131,7 @@ class LayersFS:
             if base == OPAQUE:
                 directory = self._index.get(posixpath.dirname(path))
                 if directory is not None:
-                    for child in list(directory.children):
+                    for child in list(directory.children or ()):
                         if posixpath.join(posixpath.dirname(path), child) in lower:
                             self._remove(posixpath.join(posixpath.dirname(path), child))
             elif base.startswith(WHITEOUT):
@@ -157,7 +157,8 @@ class LayersFS:
         elif existing is not None:
             self._remove(path)
         parent = self._ensure_dir(posixpath.dirname(path))
-        entry = _Entry(kind, mode, member.uid, member.gid, member.size, member.linkname)
+        entry = _Entry(kind, mode, member.uid, member.gid, member.size, member.linkname,
+                       children=set() if kind == "dir" else None)
         if member.isreg():
             entry.layer, entry.offset = number, member.offset_data
         elif member.islnk():
@@ -166,7 +167,7 @@ class LayersFS:
                 entry.layer, entry.offset, entry.size = target.layer, target.offset, target.size
             entry.linkname = ""
         self._index[path] = entry
-        parent.children.add(posixpath.basename(path))
+        parent.children.add(posixpath.basename(path))  # type: ignore[union-attr]
 
     # -- symlinks ---------------------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ class LayersFS:
         real = self.realpath(path)
         if real is None or self._index[real].kind != "dir":
             return None
-        return sorted(self._index[real].children)
+        return sorted(self._index[real].children or ())
 
     def read_bytes(self, path: str, limit: int = 1 << 20) -> bytes | None:
         real = self.realpath(path)
