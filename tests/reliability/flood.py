@@ -387,3 +387,34 @@ def agent_restart_mid_stream(kernel: ProbeKernel, total: int = 128 << 20, timeou
     if recover is None or not done:
         return figs.judge(False, wedged(timeout) if kernel.alive() else f"runner gone ({kernel.exit_code()})")
     return figs.judge(bool(figs["session_kept"]), f"status answered {recover:.2f} s after the restart")
+
+
+def interrupt_while_paused(kernel: ProbeKernel, total: int = CI_TOTAL, stall: float = 3.0,
+                           timeout: float = 60.0, block_size: int = BLOCK_SIZE) -> Figures:
+    """``interrupt`` while the writer is paused (the agent connected, not reading): the run ends
+    once the agent reads again, with the output before the interrupt intact and nothing after."""
+    figs = Figures("interrupt while output is paused", kernel.runner.value)
+    flood = Flood(_size(total, block_size), block_size)
+    _warm(kernel)
+    agent = Agent(kernel)
+    try:
+        deadline = time.monotonic() + timeout
+        agent.send(Op.CODE, flood.code.encode())
+        flood.read(agent, until_bytes=min(16 << 20, flood.check.expected // 8), deadline=deadline)
+        time.sleep(stall)  # the writer blocks on its pipe
+        agent.send(Op.INTERRUPT)
+        t0 = time.monotonic()
+        done = flood.read(agent, deadline=deadline)
+        figs["seconds_to_finish"] = round(time.monotonic() - t0, 2) if done else None
+    finally:
+        agent.close()
+    c = flood.check
+    figs["exit_code"] = flood.exit_code
+    figs["bytes_received"] = c.received
+    figs["bytes_not_written"] = c.expected - c.received  # what the interrupted program never printed
+    # in order and without holes up to where it stopped: the only gap is the unwritten tail
+    figs["prefix_intact"] = not c.surplus and len(c.gaps) <= 1 and (not c.gaps or c.gaps[0][0] == c.offset)
+    if not done:
+        return figs.judge(False, wedged(timeout) if kernel.alive() else f"runner gone ({kernel.exit_code()})")
+    ok = flood.exit_code not in (0, None) and figs["prefix_intact"] and figs["bytes_not_written"] > 0
+    return figs.judge(ok, f"finished {figs['seconds_to_finish']} s after reading resumed")

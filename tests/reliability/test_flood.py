@@ -45,3 +45,9 @@ def test_an_agent_restart_mid_stream_keeps_the_session(ours):
     assert 0 <= figs["bytes_lost"] <= flood.DISCONNECT_LOSS_BOUND, figs.render()
     assert figs["bytes_lost"] == 0 or figs["loss_notices"] >= 1, figs.render()
     assert_recovered(figs, 5.0)
+
+
+def test_interrupt_reaches_a_paused_writer(ours):
+    figs = flood.interrupt_while_paused(ours).record()
+    assert figs.ok, figs.render()
+    assert figs["seconds_to_finish"] < 10.0, figs.render()
