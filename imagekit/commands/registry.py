@@ -70,7 +70,12 @@ def _no_subcommand(parser: argparse.ArgumentParser) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     from ..console import progress, task
-    from ..registry.client import NotFoundError, RegistryClient
+    from ..registry.client import (
+        DeniedError,
+        NotFoundError,
+        RegistryClient,
+        RegistryError,
+    )
     from ..registry.reference import ImageReference, parse_registry_target
     from ..registry.render import render_scan_json, render_scan_junit, render_scan_table
     from ..registry.rescan import ImageView
@@ -82,7 +87,12 @@ def run_scan(args: argparse.Namespace) -> int:
     rows: list[tuple[ImageView, list[Finding]]] = []
     with RegistryClient(ImageReference(registry=host, repository="x").api_host, insecure=options.insecure,
                         timeout=options.timeout) as client:
-        repositories = sorted(r for r in client.catalog() if not namespace or r.startswith(namespace))
+        try:
+            repositories = sorted(r for r in client.catalog() if not namespace or r.startswith(namespace))
+        except (NotFoundError, DeniedError) as exc:
+            raise RegistryError(f"{exc} – the registry does not let this account list its repositories "
+                                "(GET /v2/_catalog); use an account with catalog access, or check single "
+                                "images with `bai-imagekit validate REGISTRY/REPO:TAG`") from exc
         progress(f"{args.registry}: {len(repositories)} repositor{'y' if len(repositories) == 1 else 'ies'}")
         with task("registry scan") as scan:  # on a TTY: a step line per repository, a live line per tag
             for number, repository in enumerate(repositories, 1):

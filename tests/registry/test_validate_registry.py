@@ -320,7 +320,7 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
         user = None
         if auth.startswith("Basic "):
             name, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            if (name, password) == (self.server.user, self.server.password):
+            if (name, password) in ((self.server.user, self.server.password), ("pull-only", "pw")):
                 user = name
         self.server.requests.append({"scope": query.get("scope", []), "service": query.get("service", [""])[0],
                                      "user": user})
@@ -331,7 +331,7 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
         access = []
         for scope in query.get("scope", []):
             kind, name, actions = scope.split(":", 2) if scope.count(":") >= 2 else (scope, "", "")
-            granted = [a for a in actions.split(",") if a in ("pull", "*")]
+            granted = [a for a in actions.split(",") if a in ("pull", "*") and (kind == "repository" or user != "pull-only")]
             access.append({"type": kind, "name": name, "actions": granted})
         now = int(__import__("time").time())
         token = self.server.sign({"iss": "bai-test-issuer", "sub": user, "aud": query.get("service", [""])[0],
@@ -422,3 +422,9 @@ def test_bearer_token_flow_against_a_token_auth_registry(token_registry, docker_
     assert scan.returncode in (0, 1), scan.stderr
     assert ref in {image["reference"] for image in json.loads(scan.stdout)["images"]}
     assert any(r["scope"] == ["registry:catalog:*"] for r in server.requests)
+
+    pull_only = base64.b64encode(b"pull-only:pw").decode()
+    (docker_config / "config.json").write_text(json.dumps({"auths": {address: {"auth": pull_only}}}))
+    no_catalog = cli("registry", "scan", address, "--insecure", env={"DOCKER_CONFIG": str(docker_config)})
+    assert no_catalog.returncode == 2 and "Traceback" not in no_catalog.stderr
+    assert "access denied" in no_catalog.stderr and "does not let this account list its repositories" in no_catalog.stderr
