@@ -122,6 +122,18 @@ def _cached(output_dir: Path, wanted: str) -> Manifest | None:
     return manifest if manifest.inputs_hash == wanted else None
 
 
+def pip_cert_from_environment() -> Path | None:
+    """``$PIP_CERT`` when it names a readable file: the CA pip on this host is configured with.
+
+    Like the proxy variables, it is how the calling environment already reaches PyPI, so the build
+    container's pip uses it too when no ``--ca-bundle`` is given.
+    """
+    value = os.environ.get("PIP_CERT")
+    if value and Path(value).is_file() and os.access(value, os.R_OK):
+        return Path(value).resolve()
+    return None
+
+
 def _build_environment(ca_bundle: Path | None, mounts: list[Mount]) -> dict[str, str]:
     env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     if ca_bundle is not None:  # bind-mounted into the throw-away container only; never in an image or volume
@@ -145,7 +157,8 @@ def build_bundle(
     *base_image*: a Debian 12 image for the builder (default :func:`resolve_base_image`; pulled if
     missing).  *webterm_assets*: a complete assets directory; by default they are fetched from npm
     into the user's cache (only when a build actually runs); if that fails the bundle is built
-    without ``kernel/webterm-assets``.  *ca_bundle*: for pip behind a TLS-intercepting proxy.
+    without ``kernel/webterm-assets``.  *ca_bundle*: for pip behind a TLS-intercepting proxy
+    (the CLI defaults it to :func:`pip_cert_from_environment`).
 
     Raises :class:`imagekit.docker_jobs.DockerJobError` (or :class:`docker.errors.DockerException`)
     on failure and :class:`ValueError` for an incomplete *webterm_assets* directory.

@@ -45,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "instead of fetching them with npm")
     b.add_argument("--ca-bundle", metavar="FILE|auto",
                    help="CA bundle for pip in the build container behind a TLS-intercepting proxy, bind-mounted "
-                   "read-only and never kept in the bundle (default $BAI_IMAGEKIT_CA_BUNDLE; auto = $SSL_CERT_FILE "
-                   "or $REQUESTS_CA_BUNDLE)")
+                   "read-only and never kept in the bundle (default $BAI_IMAGEKIT_CA_BUNDLE, else the file $PIP_CERT "
+                   "names; auto = $SSL_CERT_FILE or $REQUESTS_CA_BUNDLE)")
     b.add_argument("--force", action="store_true", help="rebuild even if the inputs are unchanged")
     b.set_defaults(handler=run_build)
     i = ksub.add_parser(
@@ -108,7 +108,11 @@ def _client():
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from imagekit.bundle.bundle_build import SIZE_TARGET_BYTES, build_bundle
+    from imagekit.bundle.bundle_build import (
+        SIZE_TARGET_BYTES,
+        build_bundle,
+        pip_cert_from_environment,
+    )
     from imagekit.bundle.webterm_assets import is_complete
     from imagekit.image_build import resolve_ca_bundle
 
@@ -117,7 +121,7 @@ def run_build(args: argparse.Namespace) -> int:
     if args.webterm_assets is not None and not is_complete(args.webterm_assets):
         raise UsageError(f"--webterm-assets {args.webterm_assets}: not a complete assets directory (xterm.js, "
                          "xterm.css, addon-fit.js and the VERSIONS.json of the pinned versions)")
-    ca_bundle = resolve_ca_bundle(args.ca_bundle)
+    ca_bundle = resolve_ca_bundle(args.ca_bundle) or pip_cert_from_environment()
     job_error, docker_error, _ = _errors()
     client = _client()
     from imagekit.console import task
