@@ -8,8 +8,10 @@ the content rules while the caller's :class:`~contextlib.ExitStack` is open). Th
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -136,13 +138,15 @@ def load_registry_image(name: str, options: RegistryOptions, stack: ExitStack,
     targets = targets_for_view(image, name, options)
     if options.labels_only:
         return targets
+    blobs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bai-imagekit-layers-")))
     for target in targets:
         platform = target.platform
         if platform is None or platform.config_digest is None:
             continue
         if len(targets) > 1:
             progress(f"{name}: reading the files of {platform.platform}")
-        fs = stack.enter_context(open_layers_fs(client, ref.repository, platform.layers, progress=progress))
+        fs = stack.enter_context(open_layers_fs(client, ref.repository, platform.layers, progress=progress,
+                                                workdir=blobs))  # a layer shared by platforms is fetched once
         _read_image_files(target.inputs, fs)
         target.inputs.image_fs = fs
     return targets

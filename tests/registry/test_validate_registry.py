@@ -428,3 +428,17 @@ def test_bearer_token_flow_against_a_token_auth_registry(token_registry, docker_
     no_catalog = cli("registry", "scan", address, "--insecure", env={"DOCKER_CONFIG": str(docker_config)})
     assert no_catalog.returncode == 2 and "Traceback" not in no_catalog.stderr
     assert "access denied" in no_catalog.stderr and "does not let this account list its repositories" in no_catalog.stderr
+
+
+def test_every_platform_gets_the_content_rules_and_shared_layers_are_fetched_once(two_platform_index,
+                                                                                  docker_config):
+    index = two_platform_index.matching
+    amd64 = get_manifest(two_platform_index.source.registry, index.repository, index.amd64_digest).document()
+    out = cli("validate", "--insecure", index.reference, "--format", "json")
+    assert out.returncode in (0, 1), out.stderr
+    doc = as_json(out)
+    by_target = {t: comparable([f for f in doc["findings"] if f["target"] == t], t) for t in doc["targets"]}
+    amd, arm = (by_target[f"{index.reference} ({p})"] for p in ("linux/amd64", "linux/arm64/v8"))
+    assert amd == arm  # the same labels and the same layers: the same findings
+    assert any(rule.startswith("BAI3") for rule, *_ in amd)  # …including those of the image's files (BAI3xx)
+    assert out.stderr.count("downloading layer") == len(amd64["layers"])  # the twin reuses the amd64 layers
