@@ -4,6 +4,9 @@
 #   2. the local Docker environment: engine (installed/started if needed), debootstrap base
 #      image, test images and the dev krunner volume, all cached by tag, and the Debian packages
 #      the registry tests start their registries from (docker-registry, apache2-utils).
+# The krunner bundle is not built here: `bai-imagekit krunner build` and `krunner install` are the
+# product's explicit steps (for the local base image: --base-image bai-local/debian:bookworm); the
+# tests' `krunner_bundle` fixture runs them in-process into .cache/krunner-bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
