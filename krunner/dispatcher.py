@@ -10,7 +10,11 @@ Guarantees (stronger than upstream, same wire format):
 * unknown ops are logged and ignored; an exception in one op never stops the
   reader or the worker;
 * nothing slow runs inline, so the reader always stays responsive to
-  ``status``, ``input`` and ``interrupt``.
+  ``status``, ``input`` and ``interrupt``;
+* ``interrupt`` stops the running op *and* cancels every serial op queued before it (each
+  still ends with its terminal record, exit code :data:`EXIT_CANCELLED`), like a Jupyter
+  kernel aborting queued cells: a run that blocks (``input()``, ``sleep``) can never hold
+  back an op sent after the interrupt.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .batch_fold import FOLLOWUP_GRACE_SECONDS, NEXT_STEP, BatchFold
+from .heap_trim import LARGE_PAYLOAD, HeapTrimmer
 from .protocol import (
+    EXIT_CANCELLED,
     EXIT_INTERNAL_ERROR,
     SERIAL_OPS,
     TERMINAL_RECORD,
@@ -57,16 +63,17 @@ class Dispatcher:
         self.queue: SerialQueue[tuple[Op, bytes]] = SerialQueue()
         self.batch = BatchFold()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.heap = HeapTrimmer()
         self._handlers: dict[Op, Callable[[bytes], None]] = {
             Op.INPUT: self._on_input,
-            Op.INTERRUPT: lambda _payload: self.runner.interrupt(),
+            Op.INTERRUPT: self._on_interrupt,
             Op.STATUS: self._on_status,
             Op.GET_APPS: self._on_get_apps,
-            Op.COMPLETE: lambda p: self._spawn(self._on_complete(p), "complete"),
-            Op.EVENT: lambda p: self._spawn(self._on_event(p), "event"),
-            Op.START_SERVICE: lambda p: self._spawn(self._on_start_service(p), "start-service"),
-            Op.SHUTDOWN_SERVICE: lambda p: self._spawn(self._on_shutdown_service(p), "shutdown-service"),
-            Op.START_MODEL_SERVICE: lambda p: self._spawn(self._on_start_model_service(p), "start-model-service"),
+            Op.COMPLETE: lambda p: self._spawn(self._on_complete(p), "complete", len(p)),
+            Op.EVENT: lambda p: self._spawn(self._on_event(p), "event", len(p)),
+            Op.START_SERVICE: lambda p: self._spawn(self._on_start_service(p), "start-service", len(p)),
+            Op.SHUTDOWN_SERVICE: lambda p: self._spawn(self._on_shutdown_service(p), "shutdown-service", len(p)),
+            Op.START_MODEL_SERVICE: lambda p: self._spawn(self._on_start_model_service(p), "start-model-service", len(p)),
         }
 
     # -- entry point from the reader ---------------------------------------------------------
@@ -76,21 +83,26 @@ class Dispatcher:
             op = Op(token)
         except ValueError:
             log.warning("ignoring unknown op %r (%d payload bytes)", token[:64], len(payload))
-            return
-        try:
-            if op in SERIAL_OPS:
-                self.queue.put_nowait((op, payload))
-            else:
-                self._handlers[op](payload)
-        except Exception:
-            log.exception("op %s failed", op.value)
+            op = None
+        if op is not None:
+            try:
+                if op in SERIAL_OPS:
+                    self.queue.put_nowait((op, payload))
+                else:
+                    self._handlers[op](payload)
+            except Exception:
+                log.exception("op %s failed", op.value)
+        if len(payload) >= LARGE_PAYLOAD and op not in SERIAL_OPS:
+            self.heap.soon()  # done with it (a background op trims again when it ends)
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+    def _spawn(self, coro: Awaitable[Any], name: str, size: int = 0) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
             self._tasks.discard(t)
+            if size >= LARGE_PAYLOAD:
+                self.heap.soon()
             if not t.cancelled() and t.exception() is not None:
                 log.error("%s failed: %r", name, t.exception())
 
@@ -106,16 +118,23 @@ class Dispatcher:
 
     async def worker(self) -> None:
         while True:
-            op, payload = await self.queue.get()
+            (op, payload), cancelled = await self.queue.get()
             exit_code: int | None = EXIT_INTERNAL_ERROR
             try:
-                exit_code = await self.runner.run_serial(op, payload)
+                if cancelled:
+                    exit_code = EXIT_CANCELLED
+                    self.outbox.send(Record.STDERR, f"[krunner] {op.value} not run: interrupted while queued\n".encode())
+                else:
+                    exit_code = await self.runner.run_serial(op, payload)
             except asyncio.CancelledError:
                 self._end_run(op, exit_code)
                 raise
             except BaseException as exc:  # includes SystemExit from a misbehaving runtime
                 log.exception("%s failed inside the runner", op.value)
                 self.outbox.send(Record.STDERR, f"[krunner] internal error during {op.value}: {exc!r}\n".encode())
+            if len(payload) >= LARGE_PAYLOAD:
+                payload = b""
+                self.heap.soon()
             if await self._continues_batch(op):
                 self.batch.fold(op, exit_code)
             else:
@@ -133,6 +152,12 @@ class Dispatcher:
         return head is not None and head[0] is follow
 
     # -- inline ops --------------------------------------------------------------------------
+
+    def _on_interrupt(self, _payload: bytes) -> None:
+        cancelled = self.queue.cancel_pending()
+        if cancelled:
+            log.info("interrupt: %d queued op(s) cancelled", cancelled)
+        self.runner.interrupt()
 
     def _on_input(self, payload: bytes) -> None:
         self.runner.feed_input(payload.decode("utf-8", errors="replace"))

@@ -75,6 +75,7 @@ RUN_END_RECORDS = frozenset({*TERMINAL_RECORD.values(), Record.WAITING_INPUT})
 EXIT_OK = 0
 EXIT_INTERNAL_ERROR = -1
 EXIT_NOTHING_TO_RUN = 127  # also: exec skipped after failed build, query mode unavailable
+EXIT_CANCELLED = 130  # a serial op that was still queued when an interrupt came (128 + SIGINT)
 
 # ---------------------------------------------------------------- payload models
 
@@ -232,6 +233,8 @@ def parse_json_payload(payload: bytes) -> Any:
         raise ValueError(f"payload is not UTF-8: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"payload is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("payload is not valid JSON: nested too deeply") from None
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -11,6 +11,7 @@ PUSH socket round-robins between connected peers).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from dataclasses import dataclass, field
@@ -37,14 +38,21 @@ class Runner(str, enum.Enum):
     UPSTREAM = "upstream"
 
 
-def runner_mount(runner: Runner):
+def runner_mount(runner: Runner, krunner_dir: Path | None = None):
     """The :class:`~imagekit.harness.krunner_mount.KrunnerMount` of *runner*.
 
+    Ours is the bundle with the checkout's ``krunner/`` laid over it, or *krunner_dir* (another
+    tree of the package, e.g. an older commit's ``git archive``: ddmin and bisecting use it).
     Upstream's is installed from PyPI on first use (``bai-imagekit krunner install --stock``)."""
-    from imagekit.harness.krunner_mount import KrunnerMount
-
     if runner is Runner.OURS:
-        return KrunnerMount.from_bundle(overlay_checkout=True, repo_root=REPO_ROOT)
+        from imagekit.localenv.krunner_mounts import bundle_mount
+
+        mount = bundle_mount(overlay_checkout=True)
+        if krunner_dir is not None:
+            overlays = [(Path(krunner_dir), target) if target.endswith("/krunner") else (host, target)
+                        for host, target in mount.overlays]
+            mount = dataclasses.replace(mount, overlays=overlays)
+        return mount
     from imagekit.bundle.stock import (
         StockRunnerMissing,
         find_stock_runner,
@@ -74,9 +82,10 @@ class ProbeKernel:
 
     @classmethod
     def start(cls, runner: Runner, image: str = REFERENCE_IMAGE, runtime: tuple[str, str] = REFERENCE_RUNTIME,
-              *, mem_limit: str | None = None, ready_timeout: float = 90.0, **kwargs: object) -> ProbeKernel:
+              *, mem_limit: str | None = None, ready_timeout: float = 90.0, krunner_dir: Path | None = None,
+              **kwargs: object) -> ProbeKernel:
         resources = {"mem_limit": mem_limit} if mem_limit else None
-        kc = start_kernel_container(image, runtime[0], runtime[1], krunner=runner_mount(runner),
+        kc = start_kernel_container(image, runtime[0], runtime[1], krunner=runner_mount(runner, krunner_dir),
                                     name_prefix=f"bai-reliability-{runner.value}", resources=resources,
                                     **kwargs)  # type: ignore[arg-type]
         kernel = cls(runner, kc, image)

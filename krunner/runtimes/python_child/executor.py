@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import collections
 import linecache
 import os
 import sys
@@ -19,11 +20,23 @@ _CO_COROUTINE = 0x0080
 _TOP_LEVEL_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
 
 
+#: characters of cell source kept for tracebacks; the oldest cells' lines are dropped past this, so a
+#: run of huge cells (a 10 MB generated script) does not stay in the REPL's memory for good
+SOURCE_BUDGET = 16 << 20
+_registered: collections.OrderedDict = collections.OrderedDict()
+
+
 def _register_source(filename: str, source: str) -> None:
     lines = source.splitlines(True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     linecache.cache[filename] = (len(source), None, lines, filename)
+    _registered[filename] = len(source)
+    total = sum(_registered.values())
+    while total > SOURCE_BUDGET and len(_registered) > 1:
+        old, size = _registered.popitem(last=False)
+        linecache.cache.pop(old, None)
+        total -= size
 
 
 def _future_flags(tree: ast.Module) -> int:
