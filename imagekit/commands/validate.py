@@ -11,6 +11,7 @@ from ..config import add_config_options
 from ..errors import UsageError
 from ..findings import Severity, exceeds
 from ..registry import DEFAULT_TIMEOUT
+from ..registry.rescan import ImageView
 from ..report import FORMATS, Report, render
 from ..runner_target import RUNNER_CHOICES, RUNNER_HELP, RunnerTarget
 from ..targets import KINDS, open_targets
@@ -139,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
             if args.runner:
                 target.inputs.runner = RunnerTarget(args.runner)
             report.add(target.name, target.findings())
-            image = getattr(target, "image", None)
-            if image is not None and all(image is not v for v in views):
+            image = getattr(target, "image", None)  # registry targets: the rescan view
+            if isinstance(image, ImageView) and all(image is not v for v in views):
                 views.append(image)
     if args.sarif:
         _write(Path(args.sarif), lambda fh: render(report, "sarif", fh))
