@@ -22,8 +22,10 @@ examples:
   bai-imagekit test my/inference:dev --model models/demo [--runtime-variant vllm]
   bai-imagekit test -j 2 a:1 b:1 --test-file a:1=a/image-test.toml --test-file b:1=b/image-test.toml
 
+before the first run: bai-imagekit krunner build && bai-imagekit krunner install
+
 exit codes: 0 every check passed, 1 a check failed, 2 the harness could not run
-(engine unreachable, image missing, bad test file)."""
+(engine unreachable, image missing, bad test file, krunner bundle or volume missing)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a model folder (model-definition.yaml): mounted at /models and started like the agent does")
     p.add_argument("--runner", choices=RUNNER_CHOICES, default=None,
                    help="the kernel runner to start: 'krunner' (this toolkit's bundle, the default unless the config "
-                   "file's `runner` says otherwise) or 'stock' (upstream's runner as a stock Backend.AI 26.9 agent "
+                   "file's `runner` says otherwise; build and install it first with `bai-imagekit krunner build` and "
+                   "`bai-imagekit krunner install`) or 'stock' (upstream's runner as a stock Backend.AI 26.9 agent "
                    "deploys it; install it first with `bai-imagekit krunner install --stock`). Labels are validated "
                    "for the same runner.")
     p.add_argument("--runtime-variant", default=None, metavar="NAME",
