@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=_parse_names, default=None,
                    help=f"comma-separated test images to build, or 'none' (default: all of {','.join(TEST_IMAGES)})")
     p.add_argument("--no-krunner-volume", action="store_true", help="skip the dev krunner volume")
+    sub.add_parser("prepare-arm64", help="arm64 emulation (qemu-user-static, binfmt) and the arm64 test images",
+                   description="Enable QEMU user-mode emulation for arm64 (idempotent; root) and make "
+                               "bai-local/debian:bookworm-arm64 and bai-local/busybox:arm64 (tests/aarch64). "
+                               "Separate from prepare: the emulated debootstrap takes minutes.")
     sub.add_parser("agent-venv", help="the Python 3.13 venv with the stock Backend.AI agent from PyPI (tests/agent)")
     r = sub.add_parser("registry", help="a local docker-registry on 127.0.0.1 (plain HTTP, or TLS + basic auth)",
                        description="Start (idempotent), show or stop a local registry; start/status print it as JSON.")
@@ -85,6 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             print(ensure_agent_venv())
         except (LocalEnvError, OSError) as e:
+            print(f"localenv: error: {e}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "prepare-arm64":
+        from .emulation import EmulationUnavailable, ensure_arm64
+
+        try:
+            print(ensure_arm64())
+        except EmulationUnavailable as e:
+            print(f"localenv: this host cannot run arm64 containers: {e}", file=sys.stderr)
+            return 1
+        except (DockerJobError, DockerException, OSError) as e:
             print(f"localenv: error: {e}", file=sys.stderr)
             return 2
         return 0
