@@ -1,4 +1,4 @@
-"""The self-contained krunner bundle: a relocatable CPython + krunner for any x86-64 image.
+"""The self-contained krunner bundle: a relocatable CPython + krunner for any x86-64 or aarch64 image.
 
 * :mod:`.bundle_build` – ``krunner build``: assemble the bundle in a builder container;
 * :mod:`.debian_base` – the Debian 12 image the builder and the helper containers start from;
@@ -18,6 +18,7 @@ See ``docs/krunner-volume.md``.
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 from krunner.contract import KERNEL_TOOLS_DIR, KRUNNER_PREFIX
@@ -25,7 +26,20 @@ from krunner.contract import KERNEL_TOOLS_DIR, KRUNNER_PREFIX
 #: bump when the bundle layout changes incompatibly (part of the volume name)
 BUNDLE_FORMAT = 1
 VARIANT = "static-gnu"
-ARCH = "x86_64"
+#: the architectures a bundle is built for (``uname -m`` spelling, as in the volume name)
+ARCHES: tuple[str, ...] = ("x86_64", "aarch64")
+#: Docker platform of each architecture
+DOCKER_PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
+_MACHINE_ALIASES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+
+
+def host_arch() -> str:
+    """This machine's architecture in :data:`ARCHES` spelling (x86_64 when unknown)."""
+    return _MACHINE_ALIASES.get(platform.machine().lower(), "x86_64")
+
+
+#: the default architecture: the host's
+ARCH = host_arch()
 PREFIX = KRUNNER_PREFIX
 PYTHON_VERSION = "3.11"
 #: the ``X.Y`` a stock agent is told (krunner-python.<variant>.txt); it bind-mounts its own runner
@@ -85,6 +99,11 @@ def tarball_name(variant: str = VARIANT, arch: str = ARCH) -> str:
 
 def manifest_name(variant: str = VARIANT, arch: str = ARCH) -> str:
     return f"krunner-env.{variant}.{arch}.manifest.json"
+
+
+def kernel_dir_name(arch: str = ARCH) -> str:
+    """The ``/opt/kernel`` tools directory of a build: ``kernel`` (x86_64), ``kernel.<arch>`` otherwise."""
+    return "kernel" if arch == "x86_64" else f"kernel.{arch}"
 
 
 def volume_name(version: int, arch: str = ARCH, variant: str = VARIANT) -> str:

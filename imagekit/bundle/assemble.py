@@ -5,7 +5,16 @@ Not imported by the host.  Invoked by :mod:`imagekit.bundle.bundle_build` as::
     python3 /src/bundle/assemble.py /src/bundle/job.json
 
 with ``job.json`` = ``{"prefix", "requirements", "format", "variant", "arch",
-"version", "inputs_hash", "tarball", "xz_threads"}``.  Inputs mounted read-only:
+"version", "inputs_hash", "tarball", "xz_threads"}``.
+
+``arch`` other than the builder's own (``aarch64`` in the amd64 cross builder,
+``builder-cross/Dockerfile``) is a cross build: CPython, its stdlib modules and libraries come
+from Debian's arm64 packages, PyPI wheels are chosen by platform tag, the C tools are compiled by
+``<triplet>-gcc -static`` (glibc), shared libraries are resolved from ``readelf`` (no ``ldd``),
+and the self-checks run only if the kernel can execute the foreign binaries (binfmt emulation);
+the static sshd tools are not cross-built yet (the bundle has no ``dropbearmulti``/``sftp-server``).
+
+Inputs mounted read-only:
 ``/src/krunner``, ``/src/ai``, ``/src/bundle`` (this file + ``csrc/``) and
 ``/src/webterm-assets``; the results go to ``/out``.
 
@@ -29,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import stat
@@ -39,7 +49,18 @@ from pathlib import Path
 
 PY_VER = "3.11"
 REAL_NAME = f"python{PY_VER}-real"
-LOADER = "ld-linux-x86-64.so.2"
+#: per architecture: the Debian multiarch triplet and the dynamic loader's file name
+ARCHES = {
+    "x86_64": {"triplet": "x86_64-linux-gnu", "loader": "ld-linux-x86-64.so.2"},
+    "aarch64": {"triplet": "aarch64-linux-gnu", "loader": "ld-linux-aarch64.so.1"},
+}
+HOST_ARCH = platform.machine()
+#: set by main() from the job (the defaults are the builder's own architecture)
+ARCH = HOST_ARCH
+TRIPLET = ARCHES[HOST_ARCH]["triplet"]
+LOADER = ARCHES[HOST_ARCH]["loader"]
+#: the arm64 python3.11-minimal package unpacked by the cross builder (its interpreter ELF)
+CROSS_PYTHON_ROOT = Path("/opt/arm64-python")
 STAGE = Path("/stage")
 OUT = Path("/out")
 SRC = Path("/src")
@@ -47,7 +68,7 @@ SRC = Path("/src")
 SSHD_TOOLS = Path("/opt/sshd-tools")
 SSHD_TOOL_NAMES = ("dropbearmulti", "sftp-server")
 STDLIB_DROP_DIRS = {"test", "tests", "idle_test", "idlelib", "tkinter", "ensurepip", "turtledemo", "__pycache__",
-                    "site-packages", "dist-packages", "lib2to3", "config-3.11-x86_64-linux-gnu"}
+                    "site-packages", "dist-packages", "lib2to3"}
 STDLIB_DROP_FILES = {"turtle.py"}
 # nis pulls in libnsl/libtirpc/krb5, _dbm libdb: both optional, both dropped
 DYNLOAD_DROP = re.compile(r"^(_test|_xxtest|_ctypes_test|xxlimited|_xxsubinterpreters|_tkinter|nis\.|_dbm\.|ossaudiodev\.)")
@@ -74,6 +95,23 @@ def run(*cmd: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, **kw)
 
 
+def is_cross() -> bool:
+    return ARCH != HOST_ARCH
+
+
+def tool(name: str) -> str:
+    """A binutils/gcc tool for the target architecture (``aarch64-linux-gnu-strip`` in a cross build)."""
+    return f"{TRIPLET}-{name}" if is_cross() else name
+
+
+def foreign_part(name: str) -> bool:
+    """A stdlib file of another architecture (the cross builder has both arches' modules side by side),
+    or the target's own ``config-X.Y-<triplet>`` (build files)."""
+    others = [a["triplet"] for a in ARCHES.values() if a["triplet"] != TRIPLET]
+    return any(name.endswith(f"-{t}.so") or (name.startswith("_sysconfigdata_") and name.endswith(f"_{t}.py"))
+               or name == f"config-{PY_VER}-{t}" for t in others) or name == f"config-{PY_VER}-{TRIPLET}"
+
+
 def is_elf(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
@@ -86,7 +124,7 @@ def copy_stdlib(dest: Path) -> None:
     src = Path(f"/usr/lib/python{PY_VER}")
 
     def ignore(directory: str, names: list[str]) -> set[str]:
-        dropped = {n for n in names if n in STDLIB_DROP_DIRS or n in STDLIB_DROP_FILES}
+        dropped = {n for n in names if n in STDLIB_DROP_DIRS or n in STDLIB_DROP_FILES or foreign_part(n)}
         if Path(directory).name == "lib-dynload":
             dropped |= {n for n in names if DYNLOAD_DROP.match(n)}
         return dropped
@@ -101,12 +139,18 @@ def copy_stdlib(dest: Path) -> None:
 def pip_install(site_packages: Path, requirements: list[str]) -> None:
     venv = Path("/tmp/pip-venv")
     run("/usr/bin/python3", "-m", "venv", str(venv))
+    cross: list[str] = []
+    if is_cross():  # wheels for the target: manylinux tags up to the target's glibc (Debian 12: 2.36)
+        cross = ["--implementation", "cp", "--python-version", PY_VER, "--abi", f"cp{PY_VER.replace('.', '')}"]
+        for minor in range(36, 16, -1):
+            cross += ["--platform", f"manylinux_2_{minor}_{ARCH}"]
+        cross += ["--platform", f"manylinux2014_{ARCH}", "--platform", f"linux_{ARCH}"]
     run(str(venv / "bin/pip"), "install", "--no-cache-dir", "--disable-pip-version-check", "--progress-bar", "off",
-        "--only-binary=:all:", "--no-compile", "--target", str(site_packages), *requirements)
+        "--only-binary=:all:", "--no-compile", *cross, "--target", str(site_packages), *requirements)
     shutil.rmtree(site_packages / "bin", ignore_errors=True)
     for so in site_packages.rglob("*.so*"):
         if so.is_file() and is_elf(so):
-            subprocess.run(["strip", "--strip-unneeded", str(so)], check=False)
+            subprocess.run([tool("strip"), "--strip-unneeded", str(so)], check=False)
 
 
 def copy_sources(site_packages: Path) -> None:
@@ -114,6 +158,35 @@ def copy_sources(site_packages: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache")
     for name in ("krunner", "ai"):
         shutil.copytree(SRC / name, site_packages / name, ignore=ignore)
+
+
+def _dynamic_section(elf: Path) -> tuple[list[str], list[str]]:
+    """``(NEEDED names, RUNPATH/RPATH directories)`` of *elf*, from ``readelf -d``."""
+    proc = subprocess.run([tool("readelf"), "-dW", str(elf)], capture_output=True, text=True)
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", proc.stdout)
+    paths: list[str] = []
+    for value in re.findall(r"\((?:RUNPATH|RPATH)\)\s+Library (?:runpath|rpath): \[([^\]]+)\]", proc.stdout):
+        paths += [p.replace("${ORIGIN}", str(elf.parent)).replace("$ORIGIN", str(elf.parent)) for p in value.split(":")]
+    return needed, paths
+
+
+def cross_ldd(elf: Path) -> dict[str, str | None]:
+    """What ``ldd`` tells natively, from ``readelf`` alone: every library *elf* needs (transitively),
+    resolved in the RUNPATH and the target's multiarch directories (``None``: not found)."""
+    system = [f"/lib/{TRIPLET}", f"/usr/lib/{TRIPLET}"]
+    found: dict[str, str | None] = {}
+    needed, runpath = _dynamic_section(elf)
+    queue = [(name, runpath) for name in needed]
+    while queue:
+        name, search = queue.pop()
+        if name in found:
+            continue
+        hit = next((str(Path(d, name).resolve()) for d in [*search, *system] if Path(d, name).is_file()), None)
+        found[name] = hit
+        if hit is not None:
+            sub, sub_runpath = _dynamic_section(Path(hit))
+            queue += [(n, sub_runpath) for n in sub]
+    return found
 
 
 def collect_libraries(prefix: Path) -> list[str]:
@@ -125,6 +198,15 @@ def collect_libraries(prefix: Path) -> list[str]:
     elves = [p for p in prefix.rglob("*") if p.is_file() and not p.is_symlink() and is_elf(p)]
     for elf in elves:
         if elf.parent == libdir:
+            continue
+        if is_cross():
+            for name, path in cross_ldd(elf).items():
+                if name == LOADER:
+                    continue
+                if path is None:
+                    unresolved.setdefault(name, []).append(str(elf.relative_to(prefix)))
+                elif not Path(path).is_relative_to(prefix):
+                    needed[name] = path
             continue
         proc = subprocess.run(["ldd", str(elf)], capture_output=True, text=True)
         if proc.returncode != 0 and "not a dynamic executable" in (proc.stdout + proc.stderr):
@@ -149,9 +231,11 @@ def collect_libraries(prefix: Path) -> list[str]:
                 log(f"dropping {user}: needs {name}, which is not installed")
                 (prefix / user).unlink(missing_ok=True)
     for name in ALWAYS_LIBS:
-        for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"):
+        for d in (f"/lib/{TRIPLET}", f"/usr/lib/{TRIPLET}"):
             if Path(d, name).exists():
                 needed.setdefault(name, str(Path(d, name).resolve()))
+    if is_cross():
+        loader_src = str(Path(f"/lib/{TRIPLET}", LOADER).resolve())
     if loader_src is None:
         raise SystemExit("assemble: no dynamic loader found in ldd output")
     shutil.copy2(loader_src, libdir / LOADER)
@@ -163,9 +247,14 @@ def collect_libraries(prefix: Path) -> list[str]:
 
 
 def compile_c(source: str, output: Path, *defines: str) -> None:
+    """A static executable: musl-gcc natively; ``<triplet>-gcc`` (static glibc) in a cross build."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    cc = "musl-gcc" if shutil.which("musl-gcc") else "gcc"
-    run(cc, "-static", "-Os", "-s", "-Wall", "-Werror", *defines, "-o", str(output), str(SRC / "bundle/csrc" / source))
+    if is_cross():
+        cc = f"{TRIPLET}-gcc"
+    else:
+        cc = "musl-gcc" if shutil.which("musl-gcc") else "gcc"
+    run(cc, "-static", "-Os", "-s", "-Wall", "-Werror", f'-DLOADER_NAME="{LOADER}"', *defines, "-o", str(output),
+        str(SRC / "bundle/csrc" / source))
     output.chmod(0o755)
 
 
@@ -186,12 +275,15 @@ def kernel_tools(prefix: Path) -> None:
 
 def is_static_elf(path: Path) -> bool:
     """An ELF executable without a program interpreter (PT_INTERP), i.e. one that needs no loader."""
-    proc = subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([tool("readelf"), "-lW", str(path)], capture_output=True, text=True)
     return proc.returncode == 0 and "INTERP" not in proc.stdout and "Program Headers" in proc.stdout
 
 
 def sshd_tools(kernel: Path) -> None:
     """Copy the static dropbearmulti and sftp-server, which the builder image compiled (build-sshd-tools.sh)."""
+    if is_cross():
+        log(f"intrinsic sshd tools are not cross-built for {ARCH} yet: kernel/dropbearmulti and sftp-server omitted")
+        return
     versions = SSHD_TOOLS / "VERSIONS"
     if versions.is_file():
         log("intrinsic sshd tools from Debian sources: " + ", ".join(versions.read_text().split("\n")[:2]))
@@ -287,15 +379,38 @@ def write_tarball(root: Path, manifest_text: str, tar_path: Path, threads: int) 
     run("xz", f"-T{threads}", "-6", "-f", str(plain))
 
 
+def set_arch(arch: str) -> None:
+    global ARCH, TRIPLET, LOADER
+    if arch not in ARCHES:
+        raise SystemExit(f"assemble: unknown arch {arch!r} (known: {', '.join(ARCHES)})")
+    if arch != HOST_ARCH and not (CROSS_PYTHON_ROOT / f"usr/bin/python{PY_VER}").is_file():
+        raise SystemExit(f"assemble: a {arch} bundle needs the cross builder image (no {CROSS_PYTHON_ROOT})")
+    ARCH, TRIPLET, LOADER = arch, ARCHES[arch]["triplet"], ARCHES[arch]["loader"]
+
+
+def can_execute(path: Path) -> bool:
+    """True when *path* (a static target ELF) runs here: always natively; in a cross build only under emulation."""
+    if not is_cross():
+        return True
+    try:
+        subprocess.run([str(path)], capture_output=True, timeout=120)
+        return True
+    except OSError:  # ENOEXEC: the kernel has no binfmt handler for the target
+        return False
+
+
 def main() -> None:
     job = json.loads(Path(sys.argv[1]).read_text())
+    set_arch(job.get("arch", HOST_ARCH))
     prefix = STAGE / job["prefix"].lstrip("/")
     if STAGE.exists():
         shutil.rmtree(STAGE)
     (prefix / "bin").mkdir(parents=True)
     (prefix / "lib").mkdir()
     log("copying CPython and its stdlib")
-    shutil.copy2(f"/usr/bin/python{PY_VER}", prefix / "bin" / REAL_NAME)
+    interpreter = CROSS_PYTHON_ROOT / f"usr/bin/python{PY_VER}" if is_cross() else Path(f"/usr/bin/python{PY_VER}")
+    log(f"CPython for {ARCH}: {interpreter}")
+    shutil.copy2(interpreter, prefix / "bin" / REAL_NAME)
     copy_stdlib(prefix / "lib" / f"python{PY_VER}")
     site_packages = prefix / "lib" / f"python{PY_VER}" / "site-packages"
     log(f"installing {len(job['requirements'])} requirements from PyPI")
@@ -314,20 +429,10 @@ def main() -> None:
     run(f"/usr/bin/python{PY_VER}", "-m", "compileall", "-q", "-j", "2", "-s", str(STAGE), "-p", "/",
         str(prefix / "lib" / f"python{PY_VER}"), stdout=subprocess.DEVNULL)
     normalize_modes(prefix)
-    log("checking the bundle in an empty chroot (no libc, no /proc)")
-    proc = subprocess.run(["/usr/sbin/chroot", str(STAGE), f"{job['prefix']}/bin/python", "-s", "-c", IMPORT_CHECK],
-                          capture_output=True, text=True, env={"PYTHONDONTWRITEBYTECODE": "1"})
-    if proc.returncode != 0:
-        diag = subprocess.run(["/usr/sbin/chroot", str(STAGE), f"{job['prefix']}/bin/python", "-s", "-c",
-                               "import sys, site; print(sys.prefix, sys.path, site.getsitepackages())"],
-                              capture_output=True, text=True, env={"PYTHONDONTWRITEBYTECODE": "1"})
-        raise SystemExit(f"assemble: bundle self-check failed:\n{proc.stdout}\n{proc.stderr}\n"
-                         f"diagnosis: {diag.stdout}{diag.stderr}")
-    words = proc.stdout.split()
-    want = [job["prefix"], job["prefix"], f"{job['prefix']}/bin/python", job["prefix"], f"{job['prefix']}/bin/python"]
-    if words[:5] != want:
-        raise SystemExit(f"assemble: unexpected prefix/executable: {proc.stdout!r} (want {want})")
-    log(f"self-check ok: {proc.stdout.strip()}")
+    if can_execute(prefix / "kernel" / "su-exec"):
+        self_check(prefix, job)
+    else:
+        log(f"self-check skipped: this builder cannot execute {ARCH} binaries (no binfmt emulation on the host)")
     files = file_list(prefix)
     manifest = {
         "format": job["format"], "variant": job["variant"], "arch": job["arch"], "python": PY_VER,
@@ -345,6 +450,24 @@ def main() -> None:
     if (prefix / "kernel").is_dir():
         shutil.copytree(prefix / "kernel", OUT / "kernel", symlinks=True)
     log("done")
+
+
+def self_check(prefix: Path, job: dict) -> None:
+    """The bundle's interpreter imports everything in an empty chroot (no libc, no /proc)."""
+    log(f"checking the bundle in an empty chroot (no libc, no /proc){' under emulation' if is_cross() else ''}")
+    proc = subprocess.run(["/usr/sbin/chroot", str(STAGE), f"{job['prefix']}/bin/python", "-s", "-c", IMPORT_CHECK],
+                          capture_output=True, text=True, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    if proc.returncode != 0:
+        diag = subprocess.run(["/usr/sbin/chroot", str(STAGE), f"{job['prefix']}/bin/python", "-s", "-c",
+                               "import sys, site; print(sys.prefix, sys.path, site.getsitepackages())"],
+                              capture_output=True, text=True, env={"PYTHONDONTWRITEBYTECODE": "1"})
+        raise SystemExit(f"assemble: bundle self-check failed:\n{proc.stdout}\n{proc.stderr}\n"
+                         f"diagnosis: {diag.stdout}{diag.stderr}")
+    words = proc.stdout.split()
+    want = [job["prefix"], job["prefix"], f"{job['prefix']}/bin/python", job["prefix"], f"{job['prefix']}/bin/python"]
+    if words[:5] != want:
+        raise SystemExit(f"assemble: unexpected prefix/executable: {proc.stdout!r} (want {want})")
+    log(f"self-check ok: {proc.stdout.strip()}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,12 @@ versions).  The builder image also carries the static intrinsic sshd tools (``dr
 ``sftp-server``), compiled from Debian's source packages by ``builder/build-sshd-tools.sh`` when
 the image is built; a change to that script or the Dockerfile rebuilds the image and thereby
 changes the inputs hash.
+
+``arch`` (``--arch``, default the host's): a bundle for another architecture is cross-built on
+this x86_64 host in the cross builder (``builder-cross/Dockerfile`` on top of the builder image:
+Debian's arm64 packages, ``aarch64-linux-gnu-gcc``); its tools directory is ``kernel.<arch>``
+(:func:`imagekit.bundle.kernel_dir_name`).  The cross build executes no arm64 binary unless the
+host has binfmt emulation (then the bundle's self-check runs under it).
 """
 
 from __future__ import annotations
@@ -44,12 +50,15 @@ from imagekit.locks import file_lock
 from . import (
     AGENT_PYTHON_VERSION,
     ARCH,
+    ARCHES,
     BUNDLE_FORMAT,
     PREFIX,
     RUNNER_REQUIREMENTS,
     VARIANT,
     ai_kernel_sources,
     default_output_dir,
+    host_arch,
+    kernel_dir_name,
     krunner_sources,
     manifest_name,
     tarball_name,
@@ -67,6 +76,9 @@ from .webterm_assets import (
 BUNDLE_DIR = Path(__file__).resolve().parent
 BUILDER_CONTEXT = BUNDLE_DIR / "builder"
 BUILDER_IMAGE_TAG = "bai-local/krunner-bundle-builder:bookworm"
+#: the cross builder (x86_64 host → aarch64 bundle), built on top of BUILDER_IMAGE_TAG
+CROSS_CONTEXT = BUNDLE_DIR / "builder-cross"
+CROSS_BUILDER_TAG = "bai-local/krunner-bundle-builder-{arch}:bookworm"
 BUILD_TIMEOUT_SECONDS = 1200
 SIZE_TARGET_BYTES = 40 * 1024 * 1024
 #: where the CA bundle is bind-mounted in the throw-away build container (pip's PIP_CERT)
@@ -93,10 +105,10 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def inputs_hash(builder_image_id: str, webterm_marker: str) -> str:
+def inputs_hash(builder_image_id: str, webterm_marker: str, arch: str = ARCH) -> str:
     """The cache key of a build: everything that ends up in the bundle, short."""
     parts = {
-        "format": str(BUNDLE_FORMAT), "variant": VARIANT, "arch": ARCH, "prefix": PREFIX,
+        "format": str(BUNDLE_FORMAT), "variant": VARIANT, "arch": arch, "prefix": PREFIX,
         "agent-python": AGENT_PYTHON_VERSION,
         "requirements": "\n".join(RUNNER_REQUIREMENTS), "builder-image": builder_image_id,
         "webterm": webterm_marker,
@@ -105,21 +117,36 @@ def inputs_hash(builder_image_id: str, webterm_marker: str) -> str:
         "csrc": context_hash(BUNDLE_DIR / "csrc"),
         "assemble": _file_hash(BUNDLE_DIR / "assemble.py"),
     }
+    if arch != host_arch():
+        parts["builder-cross"] = context_hash(CROSS_CONTEXT)
     # BUILDER_CONTEXT holds the Dockerfile and build-sshd-tools.sh (the static dropbearmulti and
     # sftp-server are compiled while the builder image is built); the builder image id pins the
     # Debian packages and source versions actually used.
     return context_hash(BUILDER_CONTEXT, parts)[:16]
 
 
-def _cached(output_dir: Path, wanted: str) -> Manifest | None:
-    tarball, manifest_path = output_dir / tarball_name(), output_dir / manifest_name()
-    if not (tarball.is_file() and manifest_path.is_file() and (output_dir / "kernel").is_dir()):
+def _cached(output_dir: Path, wanted: str, arch: str = ARCH) -> Manifest | None:
+    tarball, manifest_path = output_dir / tarball_name(arch=arch), output_dir / manifest_name(arch=arch)
+    if not (tarball.is_file() and manifest_path.is_file() and (output_dir / kernel_dir_name(arch)).is_dir()):
         return None
     try:
         manifest = Manifest.from_file(manifest_path)
     except ManifestError:
         return None
     return manifest if manifest.inputs_hash == wanted else None
+
+
+def ensure_builder(client: docker.DockerClient, base: str, arch: str) -> str:
+    """The builder image for *arch*: the native one, or the cross builder on top of it (x86_64 hosts only)."""
+    if arch not in ARCHES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHES)}")
+    builder = ensure_image(BUILDER_CONTEXT, BUILDER_IMAGE_TAG, base, client=client)
+    if arch == host_arch():
+        return builder
+    if host_arch() != "x86_64":
+        raise ValueError(f"a {arch} bundle is cross-built on x86_64 hosts only (this host is {host_arch()}); "
+                         f"build it on an x86_64 host or natively on {arch}")
+    return ensure_image(CROSS_CONTEXT, CROSS_BUILDER_TAG.format(arch=arch), builder, client=client)
 
 
 def pip_cert_from_environment() -> Path | None:
@@ -151,6 +178,7 @@ def build_bundle(
     webterm_assets: Path | None = None,
     ca_bundle: Path | None = None,
     force: bool = False,
+    arch: str = ARCH,
 ) -> BundleBuild:
     """Build (or reuse) the bundle in *output_dir* (default: :func:`default_output_dir`).
 
@@ -160,25 +188,29 @@ def build_bundle(
     without ``kernel/webterm-assets``.  *ca_bundle*: for pip behind a TLS-intercepting proxy
     (the CLI defaults it to :func:`pip_cert_from_environment`).
 
+    *arch*: the bundle's architecture (:data:`imagekit.bundle.ARCHES`; default the host's).
+
     Raises :class:`imagekit.docker_jobs.DockerJobError` (or :class:`docker.errors.DockerException`)
-    on failure and :class:`ValueError` for an incomplete *webterm_assets* directory.
+    on failure and :class:`ValueError` for an incomplete *webterm_assets* directory or an
+    architecture this host cannot build.
     """
     started = time.monotonic()
     output_dir = Path(output_dir or default_output_dir()).resolve()
     base = require_base_image(client, resolve_base_image(base_image))
-    builder = ensure_image(BUILDER_CONTEXT, BUILDER_IMAGE_TAG, base, client=client)
+    builder = ensure_builder(client, base, arch)
     builder_id = client.images.get(builder).id
     if webterm_assets is not None:
         if not is_complete(webterm_assets):
             raise ValueError(f"{webterm_assets} is not a complete web terminal assets directory (no {MARKER} "
                              "for the pinned versions); fetch it with `python -m imagekit.bundle.webterm_assets DIR`")
         assets: Path | None = Path(webterm_assets).resolve()
-        wanted = inputs_hash(builder_id, (Path(webterm_assets) / MARKER).read_text())
+        wanted = inputs_hash(builder_id, (Path(webterm_assets) / MARKER).read_text(), arch)
     else:
-        assets, wanted = None, inputs_hash(builder_id, marker_text())
-    tarball, manifest_path, kernel_dir = output_dir / tarball_name(), output_dir / manifest_name(), output_dir / "kernel"
+        assets, wanted = None, inputs_hash(builder_id, marker_text(), arch)
+    names = tarball_name(arch=arch), manifest_name(arch=arch), kernel_dir_name(arch)
+    tarball, manifest_path, kernel_dir = (output_dir / name for name in names)
     with file_lock(f"krunner-bundle-{output_dir}"):
-        manifest = None if force else _cached(output_dir, wanted)
+        manifest = None if force else _cached(output_dir, wanted, arch)
         if manifest is not None:
             progress(f"krunner build: {tarball} is up to date (inputs {wanted})")
             return BundleBuild(output_dir, tarball, manifest_path, kernel_dir, manifest, True,
@@ -189,7 +221,7 @@ def build_bundle(
             except WebtermAssetsError as exc:
                 progress(f"krunner build: web terminal assets unavailable ({exc}); building without "
                          "kernel/webterm-assets")
-                wanted = inputs_hash(builder_id, "none")
+                wanted = inputs_hash(builder_id, "none", arch)
         from krunner import __version__ as krunner_version
 
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -200,9 +232,9 @@ def build_bundle(
             (work / "empty-assets").mkdir()
             job = {
                 "prefix": PREFIX, "requirements": list(RUNNER_REQUIREMENTS), "format": BUNDLE_FORMAT,
-                "variant": VARIANT, "arch": ARCH, "version": f"{krunner_version}+{wanted}",
+                "variant": VARIANT, "arch": arch, "version": f"{krunner_version}+{wanted}",
                 "agent_python": AGENT_PYTHON_VERSION,
-                "inputs_hash": wanted, "tarball": tarball_name(), "xz_threads": 2,
+                "inputs_hash": wanted, "tarball": tarball.name, "xz_threads": 2,
             }
             (work / "job" / "job.json").write_text(json.dumps(job))
             mounts = [
@@ -214,7 +246,7 @@ def build_bundle(
                 Mount("/out", str(work / "out"), type="bind"),
             ]
             env = _build_environment(ca_bundle, mounts)
-            progress(f"krunner build: assembling {tarball_name()} in {builder} (inputs {wanted})…")
+            progress(f"krunner build: assembling {tarball.name} in {builder} (inputs {wanted})…")
             run_job(
                 client, builder, ["python3", "-u", "/src/bundle/assemble.py", "/job/job.json"],
                 what="krunner build", mounts=mounts, environment=env, timeout=BUILD_TIMEOUT_SECONDS,
@@ -224,7 +256,7 @@ def build_bundle(
             # replace the previous result; the manifest goes last (it is the cache marker)
             manifest_path.unlink(missing_ok=True)
             shutil.rmtree(kernel_dir, ignore_errors=True)
-            os.replace(out / tarball_name(), tarball)
+            os.replace(out / tarball.name, tarball)
             os.replace(out / "kernel", kernel_dir)
             os.replace(out / "MANIFEST.json", manifest_path)
     result = BundleBuild(output_dir, tarball, manifest_path, kernel_dir, manifest, False, time.monotonic() - started)

@@ -17,7 +17,14 @@ from docker.errors import NotFound
 
 from imagekit.harness.krunner_mount import KrunnerMount
 
-from . import default_output_dir, manifest_name, tarball_name, volume_name
+from . import (
+    ARCH,
+    default_output_dir,
+    kernel_dir_name,
+    manifest_name,
+    tarball_name,
+    volume_name,
+)
 from .manifest import Manifest, ManifestError
 
 BUILD_COMMAND = "bai-imagekit krunner build"
@@ -40,12 +47,14 @@ def _where(output_dir: Path, default: Path) -> str:
     return "" if output_dir == default else f" --output {output_dir}"
 
 
-def find_installed_bundle(client: docker.DockerClient, output_dir: Path | None = None) -> InstalledBundle:
-    """The bundle in *output_dir* (default :func:`default_output_dir`) whose volume exists on the engine."""
+def find_installed_bundle(
+    client: docker.DockerClient, output_dir: Path | None = None, arch: str = ARCH
+) -> InstalledBundle:
+    """The *arch* bundle in *output_dir* (default :func:`default_output_dir`) whose volume exists on the engine."""
     default = default_output_dir()
     output_dir = Path(output_dir or default)
-    manifest_path, kernel_dir = output_dir / manifest_name(), output_dir / "kernel"
-    build = f"{BUILD_COMMAND}{_where(output_dir, default)}"
+    manifest_path, kernel_dir = output_dir / manifest_name(arch=arch), output_dir / kernel_dir_name(arch)
+    build = f"{BUILD_COMMAND}{_where(output_dir, default)}{'' if arch == ARCH else f' --arch {arch}'}"
     if not manifest_path.is_file() or not kernel_dir.is_dir():
         missing = manifest_path if not manifest_path.is_file() else kernel_dir
         raise BundleNotInstalled(

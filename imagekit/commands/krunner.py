@@ -18,13 +18,17 @@ BASE_IMAGE_HELP = ("a Debian 12 (bookworm) image for the {what} (default: $BAI_I
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from imagekit.bundle import BUNDLE_DIR_ENV, tarball_name, volume_name
+    from imagekit.bundle import ARCH, ARCHES, BUNDLE_DIR_ENV, tarball_name, volume_name
+
+    arch_help = (f"the bundle's architecture: {' or '.join(ARCHES)} (default: this host's, {ARCH}); "
+                 "aarch64 is cross-built on an x86_64 host from Debian's arm64 packages")
 
     default_dir = f"${BUNDLE_DIR_ENV}, else $XDG_CACHE_HOME/bai-imagekit/krunner-bundle"
     p = sub.add_parser(
         "krunner", help="build the self-contained krunner bundle and install it as a Docker volume",
         description="The krunner bundle: a relocatable CPython 3.11 with krunner and every shared library it "
-        "needs (incl. the dynamic loader), started by a static launcher, so it runs in any x86-64 image "
+        "needs (incl. the dynamic loader), started by a static launcher, so it runs in any x86-64 (or, built with "
+        "--arch aarch64, any arm64) image "
         "(no python, no libc, no shell required). `bai-imagekit test` and `run` need it built and installed: "
         "`bai-imagekit krunner build`, then `bai-imagekit krunner install`. See docs/krunner-volume.md.",
     )
@@ -48,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "read-only and never kept in the bundle (default $BAI_IMAGEKIT_CA_BUNDLE, else the file $PIP_CERT "
                    "names; auto = $SSL_CERT_FILE or $REQUESTS_CA_BUNDLE)")
     b.add_argument("--force", action="store_true", help="rebuild even if the inputs are unchanged")
+    b.add_argument("--arch", choices=ARCHES, default=ARCH, help=arch_help)
     b.set_defaults(handler=run_build)
     i = ksub.add_parser(
         "install", help="create or repair the Docker volume from the built bundle",
@@ -62,6 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--volume", default=None, metavar="NAME", help="volume name (default: from the manifest)")
     i.add_argument("--base-image", default=None, metavar="IMAGE", help=BASE_IMAGE_HELP.format(what="helper containers"))
     i.add_argument("--force", action="store_true", help="re-extract even if the volume verifies")
+    i.add_argument("--arch", choices=ARCHES, default=ARCH,
+                   help=f"which built bundle to install when no --tarball is given (default: {ARCH})")
     i.add_argument("--stock", action="store_true",
                    help="instead: install upstream's runner as a stock Backend.AI 26.9 agent deploys it (downloads "
                    "backend.ai-krunner-static-gnu 4.4.0, backend.ai-kernel(-helper) and backend.ai-kernel-binary "
@@ -129,7 +136,10 @@ def run_build(args: argparse.Namespace) -> int:
     try:
         with task("krunner build"):  # the build's progress lines: a live line with the elapsed time on a TTY
             result = build_bundle(args.output, client=client, base_image=args.base_image,
-                                  webterm_assets=args.webterm_assets, ca_bundle=ca_bundle, force=args.force)
+                                  webterm_assets=args.webterm_assets, ca_bundle=ca_bundle, force=args.force,
+                                  arch=args.arch)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     except (job_error, docker_error, OSError) as exc:
         raise EnvironmentProblem(str(exc)) from exc
     size = result.size
@@ -141,18 +151,19 @@ def run_build(args: argparse.Namespace) -> int:
     return 0 if size <= SIZE_TARGET_BYTES else 1
 
 
-def _given_or_built_tarball(tarball: Path | None) -> Path:
+def _given_or_built_tarball(tarball: Path | None, arch: str | None = None) -> Path:
     """``--tarball FILE``, else the tarball ``krunner build`` left in the bundle directory (never built here)."""
     if tarball is not None:
         if not tarball.is_file():
             raise UsageError(f"--tarball {tarball} does not exist")
         return tarball
-    from imagekit.bundle import default_output_dir, tarball_name
+    from imagekit.bundle import ARCH, default_output_dir, tarball_name
 
-    built = default_output_dir() / tarball_name()
+    built = default_output_dir() / tarball_name(arch=arch or ARCH)
     if not built.is_file():
-        raise EnvironmentProblem(f"no krunner bundle: {built} is missing. Run `bai-imagekit krunner build` first "
-                                 "(or give --tarball FILE)")
+        flag = "" if arch in (None, ARCH) else f" --arch {arch}"
+        raise EnvironmentProblem(f"no krunner bundle: {built} is missing. Run `bai-imagekit krunner build{flag}` "
+                                 "first (or give --tarball FILE)")
     return built
 
 
@@ -201,7 +212,7 @@ def run_install(args: argparse.Namespace) -> int:
             raise UsageError("--stock takes no --tarball, --volume or --force")
         return run_stock_install(args.base_image)
     job_error, docker_error, manifest_error = _errors()
-    tarball = _given_or_built_tarball(args.tarball)
+    tarball = _given_or_built_tarball(args.tarball, args.arch)
     client = _client()
     try:
         result = install_volume(tarball, client=client, base_image=args.base_image, name=args.volume,

@@ -247,6 +247,7 @@ def start_kernel_container(
     extra_mounts: Sequence[tuple[Path, str]] = (),
     resources: Mapping[str, int] | None = None,
     config_files: Mapping[str, str] | None = None,
+    platform: str | None = None,
 ) -> KernelContainer:
     """Create and start a kernel container like the agent does; return a :class:`KernelContainer`.
 
@@ -254,7 +255,8 @@ def start_kernel_container(
     are written to ``/home/config/environ.txt`` only (on top of the whole env).
     ``extra_mounts`` are ``(host_path, container_path)`` read-only binds (e.g. service-defs).
     ``resources`` are Docker limits (``nano_cpus``, ``mem_limit``); ``config_files`` extra
-    files for ``/home/config`` (e.g. ``resource.txt``).
+    files for ``/home/config`` (e.g. ``resource.txt``).  ``platform`` (``linux/arm64``) picks that
+    platform's image; on another host it runs under binfmt emulation (:mod:`imagekit.localenv.emulation`).
     """
     if client is None:
         from imagekit.engine import connect
@@ -298,6 +300,7 @@ def start_kernel_container(
         working_dir=WORK_DIR,
         cap_add=["IPC_LOCK", "SYS_NICE"],
         **(resources or {}),
+        **({"platform": platform} if platform else {}),
     )
     command = runner_command(runtime_type, runtime_path, debug=debug)
     try:

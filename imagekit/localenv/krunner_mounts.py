@@ -20,7 +20,7 @@ from pathlib import Path
 
 import docker
 
-from imagekit.bundle import SITE_PACKAGES
+from imagekit.bundle import ARCH, SITE_PACKAGES
 from imagekit.bundle.bundle_build import BundleBuild, build_bundle
 from imagekit.bundle.installed import InstalledBundle, find_installed_bundle
 from imagekit.bundle.installed import bundle_mount as installed_mount
@@ -49,27 +49,31 @@ def _precompile(*packages: Path) -> None:
         compileall.compile_dir(str(package), quiet=2, force=False)
 
 
-def ensure_krunner_bundle(client: docker.DockerClient | None = None, *, force: bool = False) -> BundleBuild:
-    """Build (or reuse) the bundle in ``.cache/krunner-bundle`` the way the tests need it."""
+def ensure_krunner_bundle(
+    client: docker.DockerClient | None = None, *, force: bool = False, arch: str = ARCH
+) -> BundleBuild:
+    """Build (or reuse) the *arch* bundle in ``.cache/krunner-bundle`` the way the tests need it."""
     client = client or ensure_engine()
     return build_bundle(BUNDLE_DIR, client=client, base_image=ensure_base_image(client=client),
-                        webterm_assets=ensure_webterm_assets(), ca_bundle=host_ca_bundle(), force=force)
+                        webterm_assets=ensure_webterm_assets(), ca_bundle=host_ca_bundle(), force=force, arch=arch)
 
 
-def ensure_krunner_volume(client: docker.DockerClient | None = None) -> InstalledBundle:
-    """The bundle built and its volume installed and verified (once per process)."""
-    key = str(BUNDLE_DIR)
+def ensure_krunner_volume(client: docker.DockerClient | None = None, arch: str = ARCH) -> InstalledBundle:
+    """The *arch* bundle built and its volume installed and verified (once per process)."""
+    key = f"{BUNDLE_DIR}:{arch}"
     if key not in _installed:
         client = client or ensure_engine()
-        build = ensure_krunner_bundle(client)
+        build = ensure_krunner_bundle(client, arch=arch)
         install_volume(build.tarball, client=client, base_image=ensure_base_image(client=client))
-        _installed[key] = find_installed_bundle(client, BUNDLE_DIR)
+        _installed[key] = find_installed_bundle(client, BUNDLE_DIR, arch)
     return _installed[key]
 
 
-def bundle_mount(*, overlay_checkout: bool = False, client: docker.DockerClient | None = None) -> KrunnerMount:
-    """The installed bundle; with *overlay_checkout* the working copy's ``krunner/`` and ``ai/`` over it."""
-    installed = ensure_krunner_volume(client)
+def bundle_mount(
+    *, overlay_checkout: bool = False, client: docker.DockerClient | None = None, arch: str = ARCH
+) -> KrunnerMount:
+    """The installed *arch* bundle; with *overlay_checkout* the working copy's ``krunner/`` and ``ai/`` over it."""
+    installed = ensure_krunner_volume(client, arch)
     overlays: list[tuple[Path, str]] = []
     if overlay_checkout:
         _precompile(REPO_ROOT / "krunner", REPO_ROOT / "ai")

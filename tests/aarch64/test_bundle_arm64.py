@@ -1,0 +1,108 @@
+"""The aarch64 krunner bundle (cross-built on this x86_64 host) starts our runner under QEMU
+emulation in arm64 images that have no Python: Debian minbase, and a static busybox alone.
+
+Emulated start-up is slow (CPython + pydantic under qemu-user): the runner gets
+:data:`READY_TIMEOUT` seconds to answer ``status``, and the measured start-up time is printed
+(``-s``/``-rA`` show it), labelled as emulated.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from imagekit.bundle import kernel_dir_name, volume_name
+from imagekit.harness.client import AgentClient
+from imagekit.harness.container import start_kernel_container
+from imagekit.harness.krunner_mount import KrunnerMount
+from imagekit.localenv.checkout import BUNDLE_DIR
+from imagekit.localenv.emulation import PLATFORM
+
+#: status must answer within this under emulation (natively the runner is ready in about a second)
+READY_TIMEOUT = 240.0
+#: a query or batch under emulation
+RUN_TIMEOUT = 120.0
+ELF_MACHINE_AARCH64 = 0xB7
+
+
+class EmulatedKernel:
+    """A kernel container of a ``linux/arm64`` image with the aarch64 bundle, and its start-up time."""
+
+    def __init__(self, mount: KrunnerMount, image: str) -> None:
+        started = time.monotonic()
+        self.kc = start_kernel_container(image, "shell", krunner=mount, name_prefix="bai-arm64", platform=PLATFORM)
+        self.client = AgentClient(self.kc.repl_in_port, self.kc.repl_out_port, timeout=RUN_TIMEOUT)
+        try:
+            self.client.wait_ready(timeout=READY_TIMEOUT)
+        except TimeoutError:
+            logs = self.kc.logs()
+            self.stop()
+            raise AssertionError(f"runner did not answer status within {READY_TIMEOUT:.0f}s (emulated); "
+                                 f"logs:\n{logs}") from None
+        self.ready_seconds = time.monotonic() - started
+        print(f"\n[aarch64] {image}: runner ready in {self.ready_seconds:.1f}s (emulated, qemu-user)")
+
+    def stop(self) -> None:
+        self.client.close()
+        self.kc.stop()
+
+
+def _kernel(mount: KrunnerMount, image: str):
+    kernel = EmulatedKernel(mount, image)
+    try:
+        yield kernel
+    finally:
+        kernel.stop()
+
+
+@pytest.fixture(scope="module")
+def minbase_arm64(arm64_images, aarch64_bundle):
+    yield from _kernel(aarch64_bundle, arm64_images["debian"])
+
+
+@pytest.fixture(scope="module")
+def busybox_arm64(arm64_images, aarch64_bundle):
+    yield from _kernel(aarch64_bundle, arm64_images["busybox"])
+
+
+def _elf_machine(path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", path
+    return int.from_bytes(header[18:20], "little")
+
+
+def test_bundle_is_aarch64(aarch64_bundle):
+    """Name, manifest, loader and tools of the cross-built bundle are aarch64 (read on the host)."""
+    manifest = json.loads((BUNDLE_DIR / "krunner-env.static-gnu.aarch64.manifest.json").read_text())
+    assert manifest["arch"] == "aarch64"
+    assert aarch64_bundle.volume == volume_name(manifest["volume_version"], "aarch64")
+    assert aarch64_bundle.volume.endswith(".aarch64.static-gnu")
+    paths = {entry["path"] for entry in manifest["files"]}
+    assert "lib/ld-linux-aarch64.so.1" in paths and "lib/ld-linux-x86-64.so.2" not in paths
+    assert not [p for p in paths if "x86_64-linux-gnu" in p]
+    kernel = BUNDLE_DIR / kernel_dir_name("aarch64")
+    for tool in ("entrypoint", "su-exec"):
+        assert _elf_machine(kernel / tool) == ELF_MACHINE_AARCH64, tool
+
+
+def test_minbase_arm64_shell_query_and_batch(minbase_arm64):
+    c = minbase_arm64.client
+    r = c.query("uname -m; command -v python3 || echo no-python; cat /etc/debian_version")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["aarch64", "no-python"] and lines[2].startswith("12."), r.stdout
+    run = c.batch("", "echo building", "echo $((6 * 7)); uname -m; id -u")
+    assert run.steps == {"clean": 0, "build": 0, "exec": 0}, (run.stdout, run.stderr)
+    assert run.stdout == "building\n42\naarch64\n1000\n"
+
+
+def test_busybox_arm64_shell_query_and_batch(busybox_arm64):
+    c = busybox_arm64.client
+    r = c.query("uname -m; ls /lib /lib64 >/dev/null 2>&1 || echo no-libc; readlink /bin/sh")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert r.stdout == "aarch64\nno-libc\n/bin/busybox\n"
+    run = c.batch("", "", "echo $((6 * 7)); uname -m; id -u")
+    assert run.steps["exec"] == 0, (run.stdout, run.stderr)
+    assert run.stdout == "42\naarch64\n1000\n"
