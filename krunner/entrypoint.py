@@ -1,5 +1,9 @@
 """Container entrypoint: become the kernel user (uid-match), then exec the runner.
 
+As root it forks first: the child drops privileges and execs the runner, the parent stays
+root as the runner's keeper (:mod:`krunner.keeper`: resumes a runner that user code stopped,
+forwards signals, exits with the runner's status).
+
 Runs as root.  ``LOCAL_USER_ID``/``LOCAL_GROUP_ID`` (default 9001) name the
 uid/gid the session must run as.  The account database is edited directly
 (never ``usermod``, which would chown the home directory recursively), the
@@ -205,6 +209,13 @@ def main(argv: list[str]) -> None:
                 os.chown(agent_sock, uid, gid)
             except OSError as exc:
                 _log(f"cannot chown {agent_sock}: {exc}")
+        # the runner runs as the kernel user, like user code: a root parent resumes it if user code
+        # stops it (krunner.keeper)
+        pid = os.fork()
+        if pid:
+            from .keeper import keep
+
+            sys.exit(keep(pid))
         os.environ.update({"USER": USER_NAME, "LOGNAME": USER_NAME})
         os.setgroups(sorted({gid, *_additional_gids()}))
         os.setgid(gid)

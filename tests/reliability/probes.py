@@ -147,3 +147,160 @@ def probe_runner_stopped(kernel: ProbeKernel, timeout: float = 20.0) -> Figures:
 
 def wait_alive_gone(kernel: ProbeKernel, timeout: float) -> float | None:
     return wait_for(lambda: not kernel.alive(), timeout)
+
+
+def probe_closed_fds(kernel: ProbeKernel, timeout: float = 60.0) -> Figures:
+    """User code closes fds 1 and 2; the next queries must print again (ours says why)."""
+    figs = Figures("user code closes fds 1 and 2", kernel.runner.value)
+    c = kernel.client(fresh=True, timeout=timeout)
+    t0 = time.monotonic()
+    try:
+        first = c.query("import os\nos.close(1)\nos.close(2)", timeout=timeout)
+        figs["closing_query"] = first.status or "?"
+        time.sleep(0.2)
+        r = c.query("print('alive')", timeout=timeout)
+        notice = "closed its standard output or error" in r.stderr
+        again = c.query("print('still')", timeout=timeout).stdout == "still\n"
+        answered = r.stdout == "alive\n" and again
+    except ChannelTimeout:
+        answered, notice = False, False
+    figs["output_back_s"] = round(time.monotonic() - t0, 2) if answered else wedged(timeout)
+    figs["stderr_notice"] = notice
+    if not kernel.alive():
+        return figs.judge(False, exited(kernel.exit_code()))
+    return figs.judge(answered and notice, "output back" + (" with a notice" if notice else ", no notice")
+                      if answered else "no output any more")
+
+
+PKILL_PY = r"""
+import os, signal
+me = os.getpid()
+hit = []
+for pid in os.listdir('/proc'):
+    if not pid.isdigit() or int(pid) == me:
+        continue
+    try:
+        cmd = open('/proc/%s/cmdline' % pid, 'rb').read()
+        os.kill(int(pid), signal.SIGTERM) if b'python' in cmd else None
+        hit.append(int(pid)) if b'python' in cmd else None
+    except OSError:
+        pass
+print('pkill', len(hit), flush=True)
+os.kill(me, signal.SIGTERM)
+"""
+
+
+def probe_pkill_python(kernel: ProbeKernel, timeout: float = 60.0) -> Figures:
+    """User code runs ``pkill -f python`` (SIGTERM to every process whose command line says
+    python, itself last; emulated in Python so any image can run it): the runner must survive,
+    the user's own python programs must die, and the next query must run."""
+    figs = Figures("user code runs pkill -f python", kernel.runner.value)
+    c = kernel.client(fresh=True, timeout=timeout)
+    try:
+        r = c.query("import subprocess, sys\np = subprocess.Popen([sys.executable, '-c', 'import time; "
+                    "time.sleep(300)'], start_new_session=True)\nprint(p.pid)", timeout=timeout)
+        int(r.stdout.strip())
+        sleepers = [p for p, _, st, cmd in kernel.processes() if "time.sleep(300)" in cmd and st != "Z"]
+        c.query(PKILL_PY, timeout=timeout)
+    except (ChannelTimeout, ValueError):
+        sleepers = []
+    gone = wait_for(lambda: not [p for p, _, st, cmd in kernel.processes() if p in sleepers and st != "Z"], 10)
+    t0 = time.monotonic()
+    answered = False
+    if kernel.alive():
+        try:
+            answered = c.query("print(6 * 7)", timeout=timeout).stdout == "42\n"
+        except ChannelTimeout:
+            pass
+    figs["user_program_killed"] = bool(sleepers) and gone is not None
+    figs["runner_alive"] = kernel.alive()
+    figs["next_query_s"] = round(time.monotonic() - t0, 2) if answered else (
+        exited(kernel.exit_code()) if not kernel.alive() else wedged(timeout))
+    if not kernel.alive():
+        return figs.judge(False, f"runner killed: {exited(kernel.exit_code())}")
+    return figs.judge(answered and figs["user_program_killed"], "runner survives, user's python killed"
+                      if answered and figs["user_program_killed"] else "not as asked")
+
+
+def probe_complete_during_large_query(kernel: ProbeKernel, size: int, timeout: float = 30.0) -> Figures:
+    """A ``complete`` sent while a large ``code`` payload is written to the REPL: the query must
+    finish and the completion answer (or fail fast), three times in a row."""
+    figs = Figures(f"complete during a {size // 1000} KB query", kernel.runner.value, {"source_bytes": size})
+    c = kernel.client(fresh=True, timeout=timeout)
+    ok_runs, completions = 0, 0
+    t0 = time.monotonic()
+    try:
+        for _ in range(3):
+            c.send("code", "x = 1\n" + "#" * size + f"\nprint('done', {size})")
+            c.send("complete", json.dumps({"code": "import o", "cursor": 8}))
+            run = c.collect(timeout=timeout)
+            ok_runs += (run.status, run.stdout) == ("finished", f"done {size}\n")
+            _, payload = c.recv({"completion"}, timeout=timeout)
+            completions += "os" in (json.loads(payload).get("suggestions") or [])
+    except ChannelTimeout:
+        pass
+    figs["queries_finished"] = f"{ok_runs}/3"
+    figs["completions_with_os"] = f"{completions}/3"
+    figs["seconds"] = round(time.monotonic() - t0, 2) if ok_runs == 3 and completions == 3 else wedged(timeout)
+    if not kernel.alive():
+        return figs.judge(False, exited(kernel.exit_code()))
+    ok = ok_runs == 3 and completions == 3
+    return figs.judge(ok, "nothing wedges" if ok else "wedged")
+
+
+#: a child that records SIGTERM in /home/work/.reap-<name>; "stubborn" ones then carry on
+REAP_CHILD = """import os, signal, sys, time
+name, stubborn = sys.argv[1], sys.argv[2] == "stubborn"
+def on_term(*_):
+    open("/home/work/.reap-" + name, "w").write("term")
+    if not stubborn:
+        sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+open("/home/work/.ready-" + name, "w").write("ready")
+while True:
+    time.sleep(0.1)
+"""
+REAP_PY = "$(command -v python3 || command -v python || echo /opt/py/bin/python)"
+REAP_BATCH = (f"{REAP_PY} /home/work/.reap.py polite polite >/dev/null 2>&1 & "
+              f"{REAP_PY} /home/work/.reap.py stubborn stubborn & echo started")
+REAP_QUERY = ("import subprocess, sys, time\n"
+              "subprocess.Popen([sys.executable, '/home/work/.reap.py', 'query', 'polite'])\n"
+              "print('query child started', flush=True)\n"
+              "time.sleep(300)\n")
+
+
+def probe_sigterm_reaping(kernel: ProbeKernel, timeout: float = 30.0) -> Figures:
+    """``docker stop`` (SIGINT, the agent's stop signal) with a batch job's background children
+    (one ignores SIGTERM), a service (the web terminal) and a running query with its own child:
+    each child gets SIGTERM, the stubborn one SIGKILL, and the runner exits within 2 s."""
+    figs = Figures("docker stop reaps everything", kernel.runner.value)
+    c = kernel.client(fresh=True, timeout=timeout)
+    work = kernel.kc.work_dir
+    (work / ".reap.py").write_text(REAP_CHILD)
+    (work / ".reap.py").chmod(0o644)
+    try:
+        c.send("exec", REAP_BATCH)
+        figs["batch"] = c.collect(timeout=timeout).stdout.strip()
+        svc = c.start_service({"name": "ttyd", "port": 7681, "ports": [7681], "protocol": "http", "options": {}},
+                              timeout=timeout)
+        figs["service"] = svc.status
+        c.send("code", REAP_QUERY)
+        c.recv({"stdout"}, timeout=timeout)
+    except ChannelTimeout as exc:
+        figs.note(f"set-up: {exc}")
+    ready = wait_for(lambda: all((work / f".ready-{n}").exists() for n in ("polite", "stubborn", "query")), 15)
+    figs["children_ready"] = ready is not None
+    kernel.close_client()
+    t0 = time.monotonic()
+    try:
+        kernel.kc.container.stop(timeout=10)  # StopSignal SIGINT (the agent's), SIGKILL after 10 s
+    except Exception as exc:  # noqa: BLE001 - the engine's error is the figure
+        figs.note(f"docker stop: {exc}")
+    stop_s = round(time.monotonic() - t0, 2)
+    code = kernel.exit_code()
+    got = {name: (work / f".reap-{name}").exists() for name in ("polite", "stubborn", "query")}
+    figs["exit_s"] = stop_s
+    figs["exit_code"] = code
+    figs["sigterm_received"] = got
+    ok = stop_s <= 2.5 and all(got.values()) and code == 0
+    return figs.judge(ok, f"exited in {stop_s} s (code {code}); SIGTERM to {sum(got.values())}/3 children")

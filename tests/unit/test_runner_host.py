@@ -124,27 +124,6 @@ def test_sigterm_stops_children():
         assert wait_until(lambda: not sleeper_alive(), timeout=3)
 
 
-def test_sigterm_reaches_background_children_of_finished_jobs():
-    """A batch job that left a background child (and one that ignores SIGTERM): both are gone within
-    the runner's 2 s shutdown, the runner exits 0."""
-    polite, stubborn = "4243.5", "4244.5"
-    with HostKernel("shell") as k:
-        c = k.client()
-        c.send("exec", f"sleep {polite} & sh -c 'trap \"\" TERM; sleep {stubborn}' & echo started")
-        assert c.collect(timeout=30).stdout == "started\n"  # the job is over; its children live on
-        time.sleep(0.3)
-        t0 = time.monotonic()
-        k.proc.send_signal(signal.SIGTERM)
-        assert k.proc.wait(10) == 0
-        assert time.monotonic() - t0 < 2.5
-
-        def alive(marker: str) -> bool:
-            out = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
-            return bool(out.stdout.strip())
-
-        assert wait_until(lambda: not alive(polite) and not alive(stubborn), timeout=3)
-
-
 @pytest.mark.parametrize("module", ["krunner", "ai.backend.kernel"])
 def test_unknown_runtime_type_is_a_clear_error(module):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
@@ -166,29 +145,3 @@ def test_services_lifecycle():
     ports = dict(zip(("web", "slow", "scripted"), __import__("tests.kernels", fromlist=["free_ports"]).free_ports(3)))
     with HostKernel("python", sys.executable, service_defs=scenarios.write_service_defs) as k:
         scenarios.services_lifecycle(k.client(), ports, lambda p: p)
-
-
-@pytest.mark.parametrize("size", [100_000, 1_000_000, 10_000_000])
-def test_complete_during_a_large_query_does_not_wedge(python_kernel, size):
-    """A `complete` sent while a large `code` frame is still being written to the REPL used to be
-    written into the middle of it and wedge the REPL for good (query, completion and interrupt)."""
-    import json
-
-    c = python_kernel.client()
-    for _ in range(3):
-        c.send("code", "x = 1\n" + "#" * size + f"\nprint('done', {size})")
-        c.send("complete", json.dumps({"code": "import o", "cursor": 8}))
-        run = c.collect(timeout=30)
-        assert (run.status, run.stdout) == ("finished", f"done {size}\n"), run.stderr
-        _, payload = c.recv({"completion"}, timeout=30)
-        assert "os" in json.loads(payload)["suggestions"]
-
-
-def test_repl_that_closed_its_output_is_replaced(python_kernel):
-    """User code closing fds 1 and 2: the next query gets a new REPL, says so, and prints again."""
-    c = python_kernel.client()
-    assert c.query("import os\nos.close(1)\nos.close(2)", timeout=30).status == "finished"
-    time.sleep(0.2)
-    r = c.query("print('alive')", timeout=60)
-    assert r.stdout == "alive\n" and "closed its standard output or error" in r.stderr
-    assert c.query("print('still')", timeout=30).stdout == "still\n"
