@@ -18,6 +18,7 @@ from imagekit.docker_jobs import DockerJobError
 
 DEFAULT_BASE_IMAGE = "debian:bookworm"
 BASE_IMAGE_ENV = "BAI_IMAGEKIT_BASE_IMAGE"
+_HOW = f"give a local Debian 12 (bookworm) image with --base-image IMAGE or ${BASE_IMAGE_ENV}"
 
 
 class BaseImageUnavailable(DockerJobError):
@@ -36,8 +37,8 @@ def require_base_image(client: docker.DockerClient, ref: str) -> str:
         return ref
     except ImageNotFound:
         pass
-    except DockerException as exc:
-        raise DockerJobError(f"cannot inspect the base image {ref}: {exc}") from exc
+    except DockerException as exc:  # e.g. not a valid reference
+        raise BaseImageUnavailable(f"cannot use the base image {ref} ({exc}); {_HOW}") from exc
     repository, _, tag = ref.rpartition(":")
     if not repository or "/" in tag:
         repository, tag = ref, "latest"
@@ -46,8 +47,5 @@ def require_base_image(client: docker.DockerClient, ref: str) -> str:
         client.images.pull(repository, tag=tag)
         client.images.get(ref)
     except DockerException as exc:
-        raise BaseImageUnavailable(
-            f"the base image {ref} is not on the engine and pulling it failed ({exc}); give a local Debian 12 "
-            f"(bookworm) image with --base-image IMAGE or ${BASE_IMAGE_ENV}"
-        ) from exc
+        raise BaseImageUnavailable(f"the base image {ref} is not on the engine and pulling it failed ({exc}); {_HOW}") from exc
     return ref

@@ -319,3 +319,17 @@ def test_install_repairs_a_tampered_volume(bundle):
         assert install_volume(tarball, name=name).action == "repaired"
     finally:
         remove_volume(name)
+
+
+# ----------------------------------------------------------------------------- krunner build's base image
+
+
+def test_unusable_base_image_is_exit_2_naming_the_option(tmp_path):
+    """An invalid reference fails before any registry is asked (nothing is pulled here)."""
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "imagekit.cli", "krunner", "build", "--base-image", "Not/A:Valid:Ref",
+                          "--output", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "Not/A:Valid:Ref" in out.stderr and "--base-image IMAGE" in out.stderr, out.stderr
+    assert not any(tmp_path.iterdir())
