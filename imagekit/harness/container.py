@@ -256,7 +256,7 @@ def start_kernel_container(
     ``extra_mounts`` are ``(host_path, container_path)`` read-only binds (e.g. service-defs).
     ``resources`` are Docker limits (``nano_cpus``, ``mem_limit``); ``config_files`` extra
     files for ``/home/config`` (e.g. ``resource.txt``).  ``platform`` (``linux/arm64``) picks that
-    platform's image; on another host it runs under binfmt emulation (:mod:`imagekit.localenv.emulation`).
+    platform's image; on another host it runs under binfmt emulation (qemu-user-static; the host sets it up).
     """
     if client is None:
         from imagekit.engine import connect
