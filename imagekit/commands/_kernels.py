@@ -17,9 +17,11 @@ def docker_client() -> docker.DockerClient:
     return connect()
 
 
-def krunner_mount(client: docker.DockerClient) -> KrunnerMount:
-    """The self-contained krunner bundle (it runs in any x86-64 image, with or without Python or a
-    libc), as ``krunner build`` and ``krunner install`` left it; never built or installed here."""
+def krunner_mount(client: docker.DockerClient, arch: str | None = None) -> KrunnerMount:
+    """The self-contained krunner bundle for *arch* (default the host's; it runs in any image of that
+    architecture, with or without Python or a libc), as ``krunner build`` and ``krunner install``
+    left it; never built or installed here."""
+    from imagekit.bundle import ARCH
     from imagekit.bundle.installed import (
         BundleNotInstalled,
         bundle_mount,
@@ -27,7 +29,7 @@ def krunner_mount(client: docker.DockerClient) -> KrunnerMount:
     )
 
     try:
-        return bundle_mount(find_installed_bundle(client))
+        return bundle_mount(find_installed_bundle(client, arch=arch or ARCH))
     except BundleNotInstalled as exc:
         raise EnvironmentProblem(str(exc)) from exc
 

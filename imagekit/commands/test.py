@@ -10,9 +10,12 @@ from pathlib import Path
 
 from ..config import add_config_options
 from ..console import Board, is_quiet, is_verbose, progress
-from ..errors import UsageError
+from ..errors import EnvironmentProblem, UsageError
 from ..runner_target import RUNNER_CHOICES, RunnerTarget
 from ._kernels import docker_client, krunner_mount, stock_runner_mount
+
+#: waits are this much longer for a platform that runs under QEMU user-mode emulation
+EMULATION_TIMEOUT_SCALE = 5.0
 
 EPILOG = """\
 examples:
@@ -21,6 +24,7 @@ examples:
   bai-imagekit test my/kernel:latest --test-file image-test.toml --keep
   bai-imagekit test my/inference:dev --model models/demo [--runtime-variant vllm]
   bai-imagekit test -j 2 a:1 b:1 --test-file a:1=a/image-test.toml --test-file b:1=b/image-test.toml
+  bai-imagekit test --platform linux/arm64 my/kernel:arm64   (under emulation: the aarch64 bundle)
 
 before the first run: bai-imagekit krunner build && bai-imagekit krunner install
 
@@ -54,6 +58,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "`bai-imagekit krunner install`) or 'stock' (upstream's runner as a stock Backend.AI 26.9 agent "
                    "deploys it; install it first with `bai-imagekit krunner install --stock`). Labels are validated "
                    "for the same runner.")
+    p.add_argument("--platform", default=None, metavar="OS/ARCH",
+                   help="start the image's linux/amd64 or linux/arm64 variant with the bundle of that architecture "
+                   "(`krunner build/install --arch aarch64` for arm64). A foreign platform runs under QEMU "
+                   f"emulation, which the host must provide (binfmt); its timeouts are multiplied by "
+                   f"{EMULATION_TIMEOUT_SCALE} and reported as emulated")
     p.add_argument("--runtime-variant", default=None, metavar="NAME",
                    help="the runtime variant whose defaults the model is resolved with (default: custom; "
                    "see docs/model-services.md)")
@@ -95,6 +104,31 @@ def _model(args: argparse.Namespace):
     return ModelUnderTest(args.model, variant)
 
 
+def _platform(value: str | None) -> tuple[str | None, str | None, float]:
+    """``--platform`` → (platform, bundle arch, timeout scale); a foreign one needs the host's binfmt handler."""
+    from ..bundle import DOCKER_PLATFORMS, host_arch
+
+    if value is None:
+        return None, None, 1.0
+    by_platform = {p: a for a, p in DOCKER_PLATFORMS.items()}
+    if value not in by_platform:
+        raise UsageError(f"--platform {value!r}: choose one of {', '.join(by_platform)}")
+    arch = by_platform[value]
+    if arch == host_arch():
+        return value, arch, 1.0
+    handler = Path(f"/proc/sys/fs/binfmt_misc/qemu-{arch}")
+    try:
+        enabled = handler.read_text().startswith("enabled")
+    except OSError:
+        enabled = False
+    if not enabled:
+        raise EnvironmentProblem(
+            f"this {host_arch()} host cannot run {value} containers: no enabled binfmt handler {handler}. Install "
+            "QEMU user-mode emulation (Debian: qemu-user-static binfmt-support, then `update-binfmts --enable "
+            f"qemu-{arch}`; this repository: `python -m imagekit.localenv prepare-arm64`)")
+    return value, arch, EMULATION_TIMEOUT_SCALE
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM behaves like Ctrl-C: checks stop and every container is removed."""
     raise KeyboardInterrupt
@@ -109,13 +143,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     test_file, test_files = _test_files(args.test_file, args.images, load_test_file)
     model = _model(args)
+    platform, arch, scale = _platform(getattr(args, "platform", None))
     client = docker_client()
     runner = RunnerTarget(args.runner or RunnerTarget.KRUNNER.value)  # the configuration fills it in (imagekit.config)
-    krunner = stock_runner_mount() if runner is RunnerTarget.STOCK else krunner_mount(client)
+    if runner is RunnerTarget.STOCK and platform is not None:
+        raise UsageError("--platform works with our runner only (the stock runner volume is x86_64)")
+    krunner = stock_runner_mount() if runner is RunnerTarget.STOCK else krunner_mount(client, arch)
     options = SmokeOptions(
-        krunner=krunner, test_file=test_file, test_files=test_files, keep=args.keep, ready_timeout=args.ready_timeout,
-        model=model, runner=runner,
+        krunner=krunner, test_file=test_file, test_files=test_files, keep=args.keep,
+        ready_timeout=args.ready_timeout * scale, model=model, runner=runner, platform=platform, timeout_scale=scale,
     )
+    if scale != 1.0:
+        progress(f"{platform} runs under emulation here: timeouts ×{scale:g} (readiness {options.ready_timeout:g} s)")
     progress(f"testing {len(args.images)} image(s) with {min(args.jobs, len(args.images))} job(s)…")
     board = Board(list(dict.fromkeys(args.images)))
     counts: dict[str, list[int]] = {image: [0, 0] for image in args.images}  # checks run, failed

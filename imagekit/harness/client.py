@@ -93,6 +93,8 @@ class BatchResult(RunResult):
 class AgentClient:
     def __init__(self, in_port: int, out_port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
         self.timeout = timeout
+        #: every wait is multiplied by this (> 1 for a kernel under emulation, e.g. arm64 on x86_64)
+        self.timeout_scale = 1.0
         self.ctx = zmq.Context()
         self.push = self.ctx.socket(zmq.PUSH)
         self.pull = self.ctx.socket(zmq.PULL)
@@ -141,7 +143,7 @@ class AgentClient:
             if rec[0] in wanted:
                 del self._stash[i]
                 return rec
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout) * self.timeout_scale
         while True:
             rec = self._recv_socket(deadline)
             if rec[0] in wanted:
@@ -256,12 +258,14 @@ class PtyClient:
         self.keys.connect(f"tcp://{host}:{in_port}")
         self.screen.connect(f"tcp://{host}:{out_port}")
         self.buffer = b""
+        #: every wait is multiplied by this (> 1 for a kernel under emulation)
+        self.timeout_scale = 1.0
 
     def type(self, data: bytes | str) -> None:
         self.keys.send(data.encode() if isinstance(data, str) else data)
 
     def read_until(self, needle: bytes, timeout: float = 10.0) -> bytes:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * self.timeout_scale
         while needle not in self.buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.screen.poll(int(remaining * 1000)):

@@ -44,6 +44,14 @@ class SmokeOptions:
     model: "ModelUnderTest | None" = None  # --model DIR --runtime-variant NAME (checks/inference.py)
     #: the runner the labels are checked for: the one the smoke test starts (krunner's bundle)
     runner: RunnerTarget = RunnerTarget.KRUNNER
+    #: ``--platform`` (``linux/arm64``): the image's platform to start; None = the engine's default
+    platform: str | None = None
+    #: > 1 when that platform runs under emulation: every wait (readiness included) is multiplied
+    timeout_scale: float = 1.0
+
+    @property
+    def emulated(self) -> bool:
+        return self.timeout_scale != 1.0
 
 
 def _timed(check_id: str, title: str, fn: Callable[[], str]) -> CheckResult:
@@ -116,6 +124,13 @@ def run_image(
     except DockerException as exc:
         report.harness_error = f"cannot inspect {image!r}: {exc}"
         return report
+    if options.platform:
+        wanted_arch = options.platform.split("/")[1]
+        have = f"{client.images.get(image).attrs.get('Os', 'linux')}/{client.images.get(image).attrs.get('Architecture')}"
+        if have.split("/")[1] != wanted_arch:
+            report.harness_error = (f"image {image!r} is {have}, not {options.platform} (build it with "
+                                    f"`bai-imagekit build --platform {options.platform}`)")
+            return report
     facts = ImageFacts(image, labels)
     record(_timed("labels", f"label validation ({options.runner.value} runner)",
                   lambda: _labels_check(image, options.runner)))
@@ -125,7 +140,8 @@ def run_image(
     def start() -> str:
         nonlocal session
         mounts = [*options.extra_mounts, *([options.model.mount()] if options.model else [])]
-        session = SmokeSession.start(facts, options.krunner, client, extra_mounts=mounts)
+        session = SmokeSession.start(facts, options.krunner, client, extra_mounts=mounts, platform=options.platform,
+                                     timeout_scale=options.timeout_scale)
         session.runner = options.runner
         if options.model:
             session.notes.update(options.model.notes())
@@ -136,7 +152,8 @@ def run_image(
             raise CheckFailed(
                 f"the runner did not answer 'status' within {options.ready_timeout:g} s", session.kernel.logs()[-4000:]
             ) from None
-        return f"ready in {time.monotonic() - started:.2f} s ({session.kernel.container.name})"
+        emulated = (f"; emulated {options.platform}, timeouts ×{options.timeout_scale:g}" if options.emulated else "")
+        return f"ready in {time.monotonic() - started:.2f} s ({session.kernel.container.name}{emulated})"
 
     try:
         started = record(_timed("start", "container start and readiness", start))

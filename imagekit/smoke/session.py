@@ -69,6 +69,8 @@ class SmokeSession:
     notes: dict[str, str] = field(default_factory=dict)  # facts checks share (e.g. rendered URLs)
     #: the runner inside (``--runner``): checks that test a runner's own features know which one
     runner: RunnerTarget = RunnerTarget.KRUNNER
+    #: every wait of the checks is multiplied by this (``test --platform`` under emulation)
+    timeout_scale: float = 1.0
 
     @classmethod
     def start(
@@ -82,6 +84,8 @@ class SmokeSession:
         gid: int = 1000,
         resources: Resources | None = None,
         name_prefix: str = "bai-imagekit-test",
+        platform: str | None = None,
+        timeout_scale: float = 1.0,
     ) -> "SmokeSession":
         settings = agent_settings(facts.image, facts.labels, resources or resources_from_labels(facts.labels))
         kernel = start_kernel_container(
@@ -98,8 +102,13 @@ class SmokeSession:
             env=settings.env,
             resources=settings.resources.docker_kwargs(),
             config_files=settings.config_files,
+            platform=platform,
         )
-        return cls(facts, kernel)
+        return cls(facts, kernel, timeout_scale=timeout_scale)
+
+    def scaled(self, seconds: float) -> float:
+        """*seconds* for this session: longer under emulation."""
+        return seconds * self.timeout_scale
 
     def agent(self, timeout: float = 30.0) -> AgentClient:
         """The agent-side connection, one per session like a real agent's (reconnecting per check
@@ -107,6 +116,7 @@ class SmokeSession:
         Records left over from an earlier check are dropped; *timeout* is the default wait."""
         if self._agent is None:
             self._agent = AgentClient(self.kernel.repl_in_port, self.kernel.repl_out_port, timeout=timeout)
+            self._agent.timeout_scale = self.timeout_scale
             self._clients.append(self._agent)
         self._agent.timeout = timeout
         self._agent.drain_stash()
@@ -114,6 +124,7 @@ class SmokeSession:
 
     def pty(self) -> PtyClient:
         c = PtyClient(self.kernel.pty_in_port, self.kernel.pty_out_port)
+        c.timeout_scale = self.timeout_scale
         self._clients.append(c)
         return c
 

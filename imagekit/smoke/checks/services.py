@@ -69,10 +69,10 @@ def service_check(name: str) -> Check:
         if entry.protocol == "preopen":  # opened by the image itself (a model service, bootstrap.sh)
             state = "listening" if _is_listening(session, port) else "not listening (yet)"
             return f"preopen: start-service answered {res.status}; port {port} {state}; {url}"
-        if not wait_for(lambda: _is_listening(session, port), timeout=10):
+        if not wait_for(lambda: _is_listening(session, port), timeout=session.scaled(10)):
             raise CheckFailed(f"start-service said {res.status} but nothing listens on port {port}")
         if entry.protocol in HTTP_PROTOCOLS:
-            status = http_status(url, timeout=60)
+            status = http_status(url, timeout=session.scaled(60))
             if status >= 500:
                 raise CheckFailed(f"GET {url} answered HTTP {status}")
             return f"{res.status}; {url} answered HTTP {status}"
@@ -88,14 +88,14 @@ def service_checks(session_services: list[str]) -> list[Check]:
 def sshd(session: SmokeSession) -> str:
     port = INTRINSIC_PORTS["sshd"]
     has_dropbear = bool(probe(session, DROPBEAR_PROBE))
-    if not wait_for(lambda: _is_listening(session, port), timeout=20 if has_dropbear else 2):
+    if not wait_for(lambda: _is_listening(session, port), timeout=session.scaled(20 if has_dropbear else 2)):
         if not has_dropbear:
             raise CheckSkipped("no dropbear in /opt/kernel (the krunner bundle provides it)")
         raise CheckFailed(f"dropbear is in /opt/kernel but nothing listens on {port}", session.kernel.logs()[-3000:])
     if shutil.which("ssh") is None:
         raise CheckSkipped("port 2200 is open, but this host has no ssh client to log in with")
     key_path = session.kernel.work_dir / "id_container"
-    if not wait_for(key_path.exists, timeout=20):
+    if not wait_for(key_path.exists, timeout=session.scaled(20)):
         raise CheckFailed("no /home/work/id_container key was generated")
     tmp = Path(tempfile.mkdtemp(prefix="bai-smoke-ssh-"))
     try:
@@ -105,7 +105,7 @@ def sshd(session: SmokeSession) -> str:
         argv = ["ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
                 "-p", str(session.kernel.host_port(port)), "work@127.0.0.1", "echo ssh-$((6*7))"]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=session.scaled(30))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if out.returncode != 0 or "ssh-42" not in out.stdout:
@@ -117,7 +117,7 @@ def web_terminal(session: SmokeSession) -> str:
     port = INTRINSIC_PORTS["ttyd"]
     if not probe(session, WEBTERM_PROBE):
         raise CheckSkipped("no web terminal in /opt/kernel (webterm-assets or ttyd; the krunner bundle provides it)")
-    if not wait_for(lambda: _is_listening(session, port), timeout=20):
+    if not wait_for(lambda: _is_listening(session, port), timeout=session.scaled(20)):
         raise CheckFailed(f"the web terminal is in /opt/kernel but nothing listens on {port}", session.kernel.logs()[-3000:])
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
