@@ -90,6 +90,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--base-version", default=None, metavar="X.Y.Z",
                    help="the stock backend.ai-krunner-static-gnu version the agent pins (default: 4.4.0, "
                    "what backend.ai-agent 26.9.x requires)")
+    k.add_argument("--arch", choices=ARCHES, default=ARCH,
+                   help=f"which built bundle to package when no --tarball is given (default: {ARCH}); the wheel's "
+                   "platform tag follows the bundle (manylinux2014_x86_64 or manylinux2014_aarch64)")
     k.set_defaults(handler=run_package)
     p.set_defaults(handler=lambda args: _no_subcommand(p))
 
@@ -176,7 +179,7 @@ def run_package(args: argparse.Namespace) -> int:
     base = args.base_version or DEFAULT_BASE_VERSION
     if not all(part.isdigit() for part in base.split(".")):
         raise UsageError(f"--base-version {base!r} is not a release number such as 4.4.0")
-    tarball = _given_or_built_tarball(args.tarball)
+    tarball = _given_or_built_tarball(args.tarball, args.arch)
     try:
         package = build_agent_package(tarball, args.output, base_version=base)
     except manifest_error as exc:

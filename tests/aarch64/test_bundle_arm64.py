@@ -106,3 +106,23 @@ def test_busybox_arm64_shell_query_and_batch(busybox_arm64):
     run = c.batch("", "", "echo $((6 * 7)); uname -m; id -u")
     assert run.steps["exec"] == 0, (run.stdout, run.stderr)
     assert run.stdout == "42\naarch64\n1000\n"
+
+
+def test_agent_package_for_aarch64(aarch64_bundle, tmp_path):
+    """``krunner package --arch aarch64``: the stock agent's plugin wheel for arm64 hosts carries the
+    aarch64 tarball and names the aarch64 volume (the agent picks the tarball by its own arch)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    out = subprocess.run([sys.executable, "-m", "imagekit.cli", "krunner", "package", "--arch", "aarch64",
+                          "-o", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    wheel = tmp_path / out.stdout.strip().rsplit("/", 1)[-1]
+    assert wheel.name.endswith("-py3-none-manylinux2014_aarch64.whl"), wheel.name
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        init = zf.read("ai/backend/krunner/static_gnu/__init__.py").decode()
+    assert "ai/backend/krunner/static_gnu/krunner-env.static-gnu.aarch64.tar.xz" in names
+    assert not [n for n in names if "x86_64" in n]
+    assert f'VOLUME = "{aarch64_bundle.volume}"' in init
