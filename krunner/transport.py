@@ -61,6 +61,9 @@ STREAM_BUDGET = 8 * 1024 * 1024
 SNDHWM = 8
 #: the kernel's send buffer of an agent's connection (what a vanished agent can take with it, besides SNDHWM)
 SNDBUF = 512 * 1024
+#: a disconnect this soon after output was handed to ZeroMQ (and before any record that ends or
+#: follows it) may have cost output still in flight: the next agent is told
+DISCONNECT_WINDOW = 2.0
 #: payloads at least this large are handed to ZeroMQ without a copy
 ZERO_COPY_MIN = 65536
 
@@ -108,6 +111,8 @@ class Outbox:
         self._socket = socket
         self._monitor = monitor
         self._sending_stream = False
+        self._last_inband_was_stream = False
+        self._last_stream_sent = 0.0
         bound = SNDHWM * max_chunk + 2 * SNDBUF
         self._notice = (Record.STDERR.value.encode("ascii"), (
             f"\n[krunner] the agent's connection closed while output was streaming: up to {bound} bytes "
@@ -169,8 +174,10 @@ class Outbox:
         """An agent's connection closed.  What ZeroMQ and the kernel held for it is gone with it (at most
         SNDHWM records and the socket buffers, docs/protocol.md "Flow control"); if output was streaming,
         the next agent is told, ahead of everything still queued – no loss goes unmentioned."""
-        if not self._stream_bytes and not self._sending_stream:
-            return  # the agent had taken all output: nothing was on its way
+        recent = self._last_inband_was_stream and (
+            asyncio.get_running_loop().time() - self._last_stream_sent < DISCONNECT_WINDOW)
+        if not (self._stream_bytes or self._sending_stream or recent):
+            return  # the agent had taken all output (the last thing it got was no output, or long ago)
         if self._queue and self._queue[0] is self._notice:
             return  # not yet told: one notice covers both
         self.disconnect_notices += 1
@@ -226,6 +233,9 @@ class Outbox:
                 self._sending_stream = False
                 if stream:
                     self._stream_bytes -= len(payload)
+                    self._last_stream_sent = asyncio.get_running_loop().time()
+                if token not in OUT_OF_BAND_TOKENS:
+                    self._last_inband_was_stream = stream
                     if self._stream_bytes <= self._resume_at:
                         self.gate.open()
 

@@ -192,6 +192,7 @@ class Flood:
     stderr: bytearray = field(default_factory=bytearray)
     exit_code: int | None = None
     records: int = 0
+    finished: bool = False
 
     def __post_init__(self) -> None:
         self.check = PatternCheck(self.blocks, self.block_size)
@@ -212,11 +213,14 @@ class Flood:
 
             self.exit_code = int(json.loads(payload or b"{}").get("exitCode", -999))
             self.check.finish()
+            self.finished = True
             return True
         return False
 
     def read(self, agent: Agent, *, until_bytes: int | None = None, deadline: float) -> bool:
         """Read until finished (True), *until_bytes* stdout bytes arrived, or the deadline (False)."""
+        if self.finished:
+            return True
         while time.monotonic() < deadline:
             if until_bytes is not None and self.check.received >= until_bytes:
                 return False
@@ -270,16 +274,17 @@ def _flood_figures(figs: Figures, flood: Flood, seconds: float, paused: float = 
     figs["mib_per_s"] = round(mib(c.received) / busy, 1) if busy > 0 else None  # while someone read
 
 
-def _status_round_trip(agent: Agent, flood: Flood, timeout: float) -> float | None:
-    """Send ``status`` and read (accounting the flood's records) until its reply; seconds, or None."""
+def _status_round_trip(agent: Agent, flood: Flood, timeout: float, op: Op = Op.STATUS, payload: bytes = b"",
+                       reply: bytes = STATUS) -> float | None:
+    """Send *op* (``status``) and read, accounting the flood's records, until its *reply*; seconds, or None."""
     t0 = time.monotonic()
-    agent.send(Op.STATUS)
+    agent.send(op, payload)
     deadline = t0 + timeout
     while time.monotonic() < deadline:
         got = agent.recv(min(1.0, deadline - time.monotonic()))
         if got is None:
             continue
-        if got[0] == STATUS:
+        if got[0] == reply:
             return time.monotonic() - t0
         flood.take(*got)
     return None
@@ -402,6 +407,10 @@ def interrupt_while_paused(kernel: ProbeKernel, total: int = CI_TOTAL, stall: fl
         agent.send(Op.CODE, flood.code.encode())
         flood.read(agent, until_bytes=min(16 << 20, flood.check.expected // 8), deadline=deadline)
         time.sleep(stall)  # the writer blocks on its pipe
+        # completion is answered while the cell is paused (the REPL answers it from another thread)
+        figs["complete_while_paused_s"] = _status_round_trip(
+            agent, flood, timeout=10, op=Op.COMPLETE, payload=b'{"code": "pri", "cursor": 3}',
+            reply=Record.COMPLETION.value.encode())
         agent.send(Op.INTERRUPT)
         t0 = time.monotonic()
         done = flood.read(agent, deadline=deadline)

@@ -51,3 +51,4 @@ def test_interrupt_reaches_a_paused_writer(ours):
     figs = flood.interrupt_while_paused(ours).record()
     assert figs.ok, figs.render()
     assert figs["seconds_to_finish"] < 10.0, figs.render()
+    assert figs["complete_while_paused_s"] is not None and figs["complete_while_paused_s"] < 4.0, figs.render()

@@ -160,14 +160,16 @@ def test_a_disconnect_while_output_streams_is_reported_to_the_next_agent():
     assert b"may not have arrived" in text and index <= 1  # ahead of the output still queued
 
 
-def test_an_idle_agent_leaving_is_not_reported():
+def test_an_agent_leaving_after_its_run_ended_is_not_reported():
     async def main():
         wire = Wire(monitor=True)
         first = wire.connect()
         wire.outbox.send(Record.STDOUT, b"hello\n")
-        await first.recv_multipart()
-        await asyncio.sleep(0.2)
-        first.close(linger=0)
+        wire.outbox.send(Record.FINISHED, b'{"exitCode": 0}')
+        wire.outbox.send(Record.STATUS, b"\x81")
+        for _ in range(3):
+            await first.recv_multipart()
+        first.close(linger=0)  # at once: it had everything up to the run's end
         await asyncio.sleep(0.5)
         wire.connect()
         wire.outbox.send(Record.FINISHED, b'{"exitCode": 0}')
