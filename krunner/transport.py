@@ -234,10 +234,10 @@ class Outbox:
                 if stream:
                     self._stream_bytes -= len(payload)
                     self._last_stream_sent = asyncio.get_running_loop().time()
-                if token not in OUT_OF_BAND_TOKENS:
-                    self._last_inband_was_stream = stream
                     if self._stream_bytes <= self._resume_at:
                         self.gate.open()
+                if token not in OUT_OF_BAND_TOKENS:
+                    self._last_inband_was_stream = stream
 
 
 class ReplChannel:
