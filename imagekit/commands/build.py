@@ -228,7 +228,80 @@ def build_log(building: Task):
     return log
 
 
+def _run_multi(args: argparse.Namespace, platforms: list[str]) -> int:
+    """``--platform linux/amd64,linux/arm64``: a build per platform (tags ``<tag>-<arch>``), their
+    ``ai.backend.*`` labels compared (BAI316), and with ``--push`` a manifest list per tag, validated
+    from the registry platform by platform (see :mod:`imagekit.image_multi`)."""
+    from ..findings import Location
+    from ..image_multi import (
+        label_mismatches,
+        options_per_platform,
+        platform_tag,
+        put_manifest_list,
+    )
+    from ..registry.render import render_view_text
+    from ..report import Report, render
+
+    if args.format != "text":
+        raise UsageError("a multi-platform build (--platform A,B) reports as text only; build one platform at a "
+                         "time for --format json/sarif/github")
+    options = options_from_args(args)
+    _check_push_args(args)
+    per_platform = options_per_platform(options, platforms)
+    if args.dry_run:
+        return max(_dry_run(o, "text") for o in per_platform)
+    client = connect()
+    results: dict[str, BuildResult] = {}
+    for opts in per_platform:
+        plan = make_plan(opts)
+        for line in plan.describe():
+            progress(f"{opts.platform}: {line}")
+        with task(f"build {opts.platform}") as building:
+            result = run_build(plan, client, log=build_log(building))
+            building.outcome = "done" if result.ok else f"stopped at {result.stage}"
+        _report(result, "text", f"{options.path} ({opts.platform})")
+        if not result.ok:
+            progress(f"not built for every platform: {opts.platform} failed")
+            return EXIT_FINDINGS
+        results[opts.platform] = result
+    labels = {p: dict(client.images.get(r.image_id).labels or {}) for p, r in results.items()}
+    mismatches = label_mismatches(labels, Location(file=str(options.path)))
+    _print_findings(mismatches, "text", f"{options.path} (platforms)")
+    if not mismatches:
+        print(paint(f"platforms {', '.join(platforms)}: identical ai.backend.* labels", "green"))
+    if not args.push:
+        return EXIT_FINDINGS if mismatches and not args.allow_errors else EXIT_OK
+    indexes: list[PushedTag] = []
+    for tag in options.tags:
+        pushed: dict[str, PushedTag] = {}
+        for platform in platforms:
+            local = platform_tag(tag, platform)
+            with task(f"push {local}") as pushing:
+                pushed[platform] = push_tag(client, local, log=pushing.step, update=pushing.update, tty=pushing.live)
+            print(paint(f"pushed {local} ({pushed[platform].digest})", "green"), flush=True)
+        with task(f"manifest list {tag}"):
+            indexes.append(put_manifest_list(tag, pushed, insecure=args.insecure))
+        print(paint(f"pushed {tag} ({indexes[-1].digest}): manifest list of {', '.join(platforms)}", "green"), flush=True)
+    with task(f"validate {indexes[0].reference} from the registry") as reading:
+        sections, views = validate_pushed(indexes, insecure=args.insecure)
+        reading.outcome = "read"
+    report = Report([])
+    for name, found in sections:
+        report.add(name, found)
+    print("validated from the registry:")
+    sys.stdout.write("".join(render_view_text(v, sys.stdout) for v in views))
+    sys.stdout.write(render(report, "text", sys.stdout))
+    sys.stdout.flush()
+    errors = any(f.severity is Severity.ERROR for _, found in sections for f in found)
+    return EXIT_FINDINGS if (errors or mismatches) and not args.allow_errors else EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..image_multi import parse_platforms
+
+    platforms = parse_platforms(args.platform)
+    if len(platforms) > 1:
+        return _run_multi(args, platforms)
     options = options_from_args(args)
     _check_push_args(args)
     if args.dry_run:
@@ -279,7 +352,10 @@ def add_parser(subparsers) -> None:
     pol.add_argument("--no-policy", action="store_true", help="install no jail policy")
     b = p.add_argument_group("docker build")
     b.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE", help="build argument for the Dockerfile (repeatable)")
-    b.add_argument("--platform", help="target platform, e.g. linux/amd64")
+    b.add_argument("--platform", metavar="OS/ARCH[,OS/ARCH]",
+                   help="target platform, e.g. linux/arm64; linux/amd64,linux/arm64 builds both (each tagged "
+                   "<tag>-<arch> on the engine; with --push <tag> becomes a manifest list of the two, validated per "
+                   "platform). --build-arg PLATFORM:KEY=VALUE sets an argument for one platform only")
     b.add_argument("--target", help="build this stage of the Dockerfile")
     b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
     b.add_argument("--pull", action="store_true", help="pull newer base images (off by default)")
