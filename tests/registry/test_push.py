@@ -47,12 +47,16 @@ def engine_tags():
     client = docker.from_env(timeout=600)
     made: list[str] = []
     yield made
-    for ref in made:
+    failed: list[str] = []
+    for ref in made:  # untag all of them, then say what could not be untagged
         try:
-            client.images.remove(ref, noprune=True)
+            client.images.remove(ref, force=True)
         except (ImageNotFound, NotFound):
             pass
+        except docker.errors.APIError as exc:
+            failed.append(f"{ref}: {exc}")
     client.close()
+    assert not failed, f"could not remove the test's engine tags: {failed}"
 
 
 def _tags_list(registry, repository: str) -> list[str]:
