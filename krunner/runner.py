@@ -148,17 +148,18 @@ class Runner:
     async def shutdown(self) -> None:
         if self.broker is not None:
             self.broker.cancel()
-        steps = [self.jobs.kill(), self.engine.shutdown(), self._stop_services(), self.input_server.close()]
+        # every group the runner started gets SIGTERM at once, beside the orderly steps (a background
+        # child a batch job left behind has no other owner), so the whole shutdown takes one grace period
+        steps = [self.jobs.kill(), self.engine.shutdown(), self._stop_services(), self.input_server.close(),
+                 terminate_started(grace=SHUTDOWN_GRACE_SECONDS)]
         if self.terminal is not None:
             steps.append(self.terminal.shutdown())
         results = await asyncio.gather(*steps, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 log.error("shutdown step failed: %s", result)
-        # what the steps above did not stop: e.g. a background child a batch job left behind
-        killed = await terminate_started(grace=SHUTDOWN_GRACE_SECONDS)
-        if killed:
-            log.info("shutdown: %d process group(s) ignored SIGTERM and were killed", killed)
+        if isinstance(results[4], int) and results[4]:
+            log.info("shutdown: %d process group(s) ignored SIGTERM and were killed", results[4])
         await asyncio.to_thread(self.tasklog.close)
 
     async def _stop_services(self) -> None:

@@ -156,8 +156,12 @@ class ProbeKernel:
 
     def runner_pid(self) -> int | None:
         """The host pid of the runner process (ours: ``bai-krunner``; upstream: ``ai.backend.kernel``)."""
-        for pid, _, _, cmd in self.processes():
-            if "bai-krunner" in cmd or "ai.backend.kernel" in cmd:
+        procs = self.processes()
+        for pid, _, _, cmd in procs:
+            if cmd == "bai-krunner":
+                return pid
+        for pid, _, _, cmd in procs:  # upstream: python -m ai.backend.kernel (not the init or entrypoint that started it)
+            if "-m ai.backend.kernel" in cmd and "docker-init" not in cmd and "entrypoint" not in cmd:
                 return pid
         return None
 
