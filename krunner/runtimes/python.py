@@ -35,6 +35,20 @@ READY_TIMEOUT = 20.0
 COMPLETE_TIMEOUT = 3.0
 
 
+#: characters of the cursor's line sent to the REPL's completer (the completer reads only that line)
+COMPLETE_CONTEXT = 4096
+
+
+def completion_context(code: str, cursor: int | None) -> str:
+    """The text the completer uses: the cursor's line up to the cursor, at most its last
+    :data:`COMPLETE_CONTEXT` characters. A 10 MB ``complete`` payload (one line of ``[``) once kept
+    the REPL's command reader busy in the completer's regular expressions for minutes, and the
+    query behind it waited on the command pipe (issue 15, found by the fuzzer)."""
+    if cursor is not None:
+        code = code[: max(0, cursor)]
+    return code[code.rfind("\n") + 1:][-COMPLETE_CONTEXT:]
+
+
 class ReplDied(Exception):
     pass
 
@@ -346,7 +360,8 @@ class PythonRepl(QueryEngineBase):
         fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._completions[request_id] = fut
         try:
-            await self._send({"op": "complete", "id": request_id, "code": code, "cursor": cursor})
+            line = completion_context(code, cursor)
+            await self._send({"op": "complete", "id": request_id, "code": line, "cursor": None})
             return await asyncio.wait_for(fut, COMPLETE_TIMEOUT)
         except (asyncio.TimeoutError, ReplDied):
             return []

@@ -68,3 +68,18 @@ def test_deeply_nested_json_is_a_clear_error(ours):
     c.send("complete", b"[" * 100_000 + b"]" * 100_000)
     _, payload = c.recv({"completion"}, timeout=30)
     assert "nested too deeply" in payload.decode(), payload[:300]
+
+
+@pytest.mark.parametrize("filler", ["[", "a", " "])
+def test_huge_completion_request_does_not_hold_back_queries(ours, filler):
+    """Found by the random seeds 280792038 and 1059015487 (3,000 paced messages): a `complete` whose
+    code is one 10 MB line kept the REPL's command reader in the completer for minutes, and every
+    query behind it waited on the command pipe. The runner now sends the completer only the
+    cursor's line, at most 4 KB of it."""
+    c = ours.client(fresh=True, timeout=30)
+    c.send("complete", b'{"code": "' + filler.encode() * 10_000_000 + b'"}')
+    c.send("code", "print('after the huge completion')")
+    run = c.collect(timeout=30)
+    assert run.stdout == "after the huge completion\n", run.stderr
+    _, payload = c.recv({"completion"}, timeout=30)
+    assert "suggestions" in payload.decode()
