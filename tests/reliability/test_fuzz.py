@@ -35,7 +35,8 @@ def test_fuzz_fixed_seed(fresh_ours):
 
 
 @pytest.mark.parametrize("index", range(RANDOM_SEEDS))
-def test_fuzz_random_seed(ours, index):
+def test_fuzz_random_seed(fresh_ours, index):
+    ours = fresh_ours
     seed = random.SystemRandom().randrange(1 << 31)
     print(f"fuzz seed {seed} ({RANDOM_COUNT} messages): replay with "
           f"`.venv/bin/python -m tests.reliability.ddmin --seed {seed} --count {RANDOM_COUNT}`")
@@ -46,7 +47,8 @@ def test_fuzz_random_seed(ours, index):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
-def test_minimised_case(ours, case):
+def test_minimised_case(fresh_ours, case):
+    ours = fresh_ours
     """A ddmin-minimised sequence (tests/reliability/cases/) replayed: it must not wedge again."""
     ours.close_client()
     result = fuzz.run_messages(ours.kc.repl_in_port, ours.kc.repl_out_port, load_case(case), alive=ours.alive,

@@ -32,10 +32,10 @@ def test_repl_that_closed_its_output_is_replaced(ours):
     assert_goal(figs)
 
 
-def test_pkill_python_spares_the_runner(ours):
-    figs = probe_pkill_python(ours).record()
+def test_pkill_python_spares_the_runner(fresh_ours):
+    figs = probe_pkill_python(fresh_ours).record()
     assert_goal(figs)
-    scenarios.pkill_python_spares_the_runner(ours.client(fresh=True))  # with the image's own pkill
+    scenarios.pkill_python_spares_the_runner(fresh_ours.client(fresh=True))  # with the image's own pkill
 
 
 @pytest.mark.parametrize("size", [100_000, 1_000_000, 10_000_000])
