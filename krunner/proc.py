@@ -328,9 +328,21 @@ class ChildProcess:
                 await asyncio.wait_for(asyncio.shield(self._exited), grace)
             except asyncio.TimeoutError:
                 continue
-            # The leader is gone; make sure its group is too.
+            # The leader is gone; make sure its group is too. After SIGTERM (shutdown) the rest of the
+            # group gets the grace period to act on it first (issue 15: SIGTERM, then SIGKILL).
+            if sig == signal.SIGTERM:
+                await self._group_gone(grace)
             self.signal_group(signal.SIGKILL)
             return
+
+    async def _group_gone(self, timeout: float) -> None:
+        deadline = self._loop.time() + timeout
+        while self._loop.time() < deadline:
+            try:
+                os.killpg(self.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            await asyncio.sleep(0.05)
 
     def kill_now(self) -> None:
         self.signal_group(signal.SIGKILL)
