@@ -75,6 +75,8 @@ class JobRunner:
             raise
         finally:
             self.current = None
+            if tasklog is not None:
+                await tasklog.settled()
 
     def drain(self) -> None:
         if self.current is not None:

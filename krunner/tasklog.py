@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -15,7 +16,7 @@ class TaskLog:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[bytes | threading.Event | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         if path is not None:
             self._thread = threading.Thread(target=self._writer, name="krunner-tasklog", daemon=True)
@@ -24,6 +25,15 @@ class TaskLog:
     def write(self, data: bytes) -> None:
         if self._thread is not None:
             self._queue.put(data)
+
+    async def settled(self, timeout: float = 2.0) -> None:
+        """Wait (off the loop, at most *timeout* s) until what was written so far is flushed to the file,
+        so a step's ``finished`` is sent only once its output is in the log."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        marker = threading.Event()
+        self._queue.put(marker)
+        await asyncio.to_thread(marker.wait, timeout)
 
     def _writer(self) -> None:
         assert self.path is not None
@@ -38,6 +48,10 @@ class TaskLog:
                 chunk = self._queue.get()
                 if chunk is None:
                     return
+                if isinstance(chunk, threading.Event):
+                    fh.flush()
+                    chunk.set()
+                    continue
                 fh.write(chunk)
                 if self._queue.empty():
                     fh.flush()
