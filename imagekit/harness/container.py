@@ -204,21 +204,35 @@ def _ulimit_candidates() -> list[list[Ulimit]]:
 _ulimit_fallback_index = 0  # remembers that the engine refused the agent's ulimits
 
 
+def _remove_quietly(client: docker.DockerClient, ref: str | None) -> None:
+    if not ref:
+        return
+    try:
+        client.api.remove_container(ref, force=True)
+    except DockerException:
+        pass
+
+
 def _create_and_start(client: docker.DockerClient, image: str, command: list[str], kwargs: dict) -> Container:
     global _ulimit_fallback_index
     candidates = _ulimit_candidates()
     while True:
         ulimits = candidates[min(_ulimit_fallback_index, len(candidates) - 1)]
-        container = client.containers.create(image, command, ulimits=ulimits or None, **kwargs)
+        try:
+            container = client.containers.create(image, command, ulimits=ulimits or None, **kwargs)
+        except DockerException:
+            raise
+        except BaseException:  # interrupted mid-request (Ctrl-C, SIGTERM): the engine may have created it
+            _remove_quietly(client, kwargs.get("name"))
+            raise
         try:
             container.start()
             container.reload()
             return container
-        except DockerException as e:
-            try:
-                container.remove(force=True)
-            except DockerException:
-                pass
+        except BaseException as e:  # also Ctrl-C/SIGTERM between create and start: never leave it behind
+            _remove_quietly(client, container.id)
+            if not isinstance(e, DockerException):
+                raise
             if "rlimit" not in str(e) or _ulimit_fallback_index >= len(candidates) - 1:
                 raise
             _ulimit_fallback_index += 1
