@@ -10,9 +10,9 @@ with ``job.json`` = ``{"prefix", "requirements", "format", "variant", "arch",
 ``arch`` other than the builder's own (``aarch64`` in the amd64 cross builder,
 ``builder-cross/Dockerfile``) is a cross build: CPython, its stdlib modules and libraries come
 from Debian's arm64 packages, PyPI wheels are chosen by platform tag, the C tools are compiled by
-``<triplet>-gcc -static`` (glibc), shared libraries are resolved from ``readelf`` (no ``ldd``),
-and the self-checks run only if the kernel can execute the foreign binaries (binfmt emulation);
-the static sshd tools are not cross-built yet (the bundle has no ``dropbearmulti``/``sftp-server``).
+``<triplet>-gcc -static`` with the target's musl specs, the static sshd tools are the ones the
+cross builder image compiled the same way, shared libraries are resolved from ``readelf`` (no
+``ldd``), and the self-checks run only if the kernel can execute the foreign binaries (binfmt emulation).
 
 Inputs mounted read-only:
 ``/src/krunner``, ``/src/ai``, ``/src/bundle`` (this file + ``csrc/``) and
@@ -247,13 +247,12 @@ def collect_libraries(prefix: Path) -> list[str]:
 
 
 def compile_c(source: str, output: Path, *defines: str) -> None:
-    """A static executable: musl-gcc natively; ``<triplet>-gcc`` (static glibc) in a cross build."""
+    """A static executable: musl-gcc natively; ``<triplet>-gcc`` with the target's musl specs in a cross build."""
     output.parent.mkdir(parents=True, exist_ok=True)
+    cc = ["musl-gcc" if shutil.which("musl-gcc") else "gcc"]
     if is_cross():
-        cc = f"{TRIPLET}-gcc"
-    else:
-        cc = "musl-gcc" if shutil.which("musl-gcc") else "gcc"
-    run(cc, "-static", "-Os", "-s", "-Wall", "-Werror", f'-DLOADER_NAME="{LOADER}"', *defines, "-o", str(output),
+        cc = [f"{TRIPLET}-gcc", "-specs", f"/usr/lib/{ARCH}-linux-musl/musl-gcc.specs"]
+    run(*cc, "-static", "-Os", "-s", "-Wall", "-Werror", f'-DLOADER_NAME="{LOADER}"', *defines, "-o", str(output),
         str(SRC / "bundle/csrc" / source))
     output.chmod(0o755)
 
@@ -281,9 +280,6 @@ def is_static_elf(path: Path) -> bool:
 
 def sshd_tools(kernel: Path) -> None:
     """Copy the static dropbearmulti and sftp-server, which the builder image compiled (build-sshd-tools.sh)."""
-    if is_cross():
-        log(f"intrinsic sshd tools are not cross-built for {ARCH} yet: kernel/dropbearmulti and sftp-server omitted")
-        return
     versions = SSHD_TOOLS / "VERSIONS"
     if versions.is_file():
         log("intrinsic sshd tools from Debian sources: " + ", ".join(versions.read_text().split("\n")[:2]))
@@ -293,6 +289,9 @@ def sshd_tools(kernel: Path) -> None:
             raise SystemExit(f"assemble: {src} is missing or not a static ELF executable (rebuild the builder image)")
         shutil.copy2(src, kernel / name)
         (kernel / name).chmod(0o755)
+    if not can_execute(kernel / "dropbearmulti"):
+        log(f"dropbearmulti check skipped: this builder cannot execute {ARCH} binaries")
+        return
     # a smoke test outside any chroot: the multi-call binary dispatches on its first argument
     key = Path("/tmp/sshd-tools-check-key")
     key.unlink(missing_ok=True)

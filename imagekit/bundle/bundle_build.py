@@ -146,7 +146,12 @@ def ensure_builder(client: docker.DockerClient, base: str, arch: str) -> str:
     if host_arch() != "x86_64":
         raise ValueError(f"a {arch} bundle is cross-built on x86_64 hosts only (this host is {host_arch()}); "
                          f"build it on an x86_64 host or natively on {arch}")
-    return ensure_image(CROSS_CONTEXT, CROSS_BUILDER_TAG.format(arch=arch), builder, client=client)
+    # the context: the cross Dockerfile and the sshd-tools script it cross-compiles with (one copy of it)
+    with tempfile.TemporaryDirectory(prefix="bai-cross-builder.") as tmp:
+        context = Path(tmp)
+        shutil.copy2(CROSS_CONTEXT / "Dockerfile", context / "Dockerfile")
+        shutil.copy2(BUILDER_CONTEXT / "build-sshd-tools.sh", context / "build-sshd-tools.sh")
+        return ensure_image(context, CROSS_BUILDER_TAG.format(arch=arch), builder, client=client)
 
 
 def pip_cert_from_environment() -> Path | None:

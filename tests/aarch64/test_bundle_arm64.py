@@ -19,6 +19,7 @@ from imagekit.harness.container import start_kernel_container
 from imagekit.harness.krunner_mount import KrunnerMount
 from imagekit.localenv.checkout import BUNDLE_DIR
 from imagekit.localenv.emulation import PLATFORM
+from tests.kernels import SSHD_PORT, wait_until
 
 #: status must answer within this under emulation (natively the runner is ready in about a second)
 READY_TIMEOUT = 240.0
@@ -32,7 +33,8 @@ class EmulatedKernel:
 
     def __init__(self, mount: KrunnerMount, image: str) -> None:
         started = time.monotonic()
-        self.kc = start_kernel_container(image, "shell", krunner=mount, name_prefix="bai-arm64", platform=PLATFORM)
+        self.kc = start_kernel_container(image, "shell", krunner=mount, name_prefix="bai-arm64", platform=PLATFORM,
+                                         extra_ports=[SSHD_PORT])
         self.client = AgentClient(self.kc.repl_in_port, self.kc.repl_out_port, timeout=RUN_TIMEOUT)
         try:
             self.client.wait_ready(timeout=READY_TIMEOUT)
@@ -83,7 +85,7 @@ def test_bundle_is_aarch64(aarch64_bundle):
     assert "lib/ld-linux-aarch64.so.1" in paths and "lib/ld-linux-x86-64.so.2" not in paths
     assert not [p for p in paths if "x86_64-linux-gnu" in p]
     kernel = BUNDLE_DIR / kernel_dir_name("aarch64")
-    for tool in ("entrypoint", "su-exec"):
+    for tool in ("entrypoint", "su-exec", "dropbearmulti", "sftp-server"):
         assert _elf_machine(kernel / tool) == ELF_MACHINE_AARCH64, tool
 
 
@@ -106,6 +108,32 @@ def test_busybox_arm64_shell_query_and_batch(busybox_arm64):
     run = c.batch("", "", "echo $((6 * 7)); uname -m; id -u")
     assert run.steps["exec"] == 0, (run.stdout, run.stderr)
     assert run.stdout == "42\naarch64\n1000\n"
+
+
+
+def _sshd_up(kernel: EmulatedKernel) -> None:
+    """The bundle's dropbear tools ran in the image (the login key was generated with dropbearkey and
+    dropbearconvert) and the intrinsic sshd accepts connections on its published port.
+
+    A login is not tried: qemu-user (7.2) runs its binfmt wrapper for fexecve(/proc/self/exe), which
+    dropbear uses to re-execute itself per connection, so under emulation the child never answers.
+    """
+    key = kernel.kc.work_dir / "id_container"
+    assert wait_until(key.exists, timeout=120), kernel.kc.logs()[-3000:]
+    assert key.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    # listening inside the container (Docker's userland proxy would accept on the host side regardless)
+    listen = f":{SSHD_PORT:04X} 00000000:0000 0A"
+    assert wait_until(lambda: listen in kernel.kc.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"])[1],
+                      timeout=120), kernel.kc.logs()[-3000:]
+    assert "service sshd: started /opt/kernel/dropbearmulti" in kernel.kc.logs().replace("\r", "")
+
+
+def test_minbase_arm64_intrinsic_sshd_is_up(minbase_arm64):
+    _sshd_up(minbase_arm64)
+
+
+def test_busybox_arm64_intrinsic_sshd_is_up(busybox_arm64):
+    _sshd_up(busybox_arm64)
 
 
 def test_agent_package_for_aarch64(aarch64_bundle, tmp_path):

@@ -44,13 +44,16 @@ def arm64_reference(arm64_images, aarch64_bundle):
 def test_reference_image_passes_the_emulated_smoke_test(arm64_reference, name):
     out = _cli("test", "--platform", PLATFORM, arm64_reference[name], "--test-file",
                f"images/{name}/image-test.toml", "--format", "json", timeout=900)
-    assert out.returncode == 0, f"{out.stdout[-4000:]}\n{out.stderr[-3000:]}"
-    [report] = json.loads(out.stdout)["images"]
+    try:
+        [report] = json.loads(out.stdout)["images"]
+    except ValueError:
+        pytest.fail(f"no JSON report (exit {out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    failed = [(r["id"], r["message"], r["details"][-1500:]) for r in report["results"] if r["outcome"] in ("failed", "error")]
+    assert out.returncode == 0 and not failed, (out.returncode, report["harness_error"], failed)
     results = {r["id"]: r for r in report["results"]}
     assert results["start"]["outcome"] == "passed"
     assert f"emulated {PLATFORM}, timeouts ×5" in results["start"]["message"]
     assert "emulation" in out.stderr
-    assert not [r for r in report["results"] if r["outcome"] in ("failed", "error")]
 
 
 def test_amd64_image_is_refused_for_arm64(arm64_images, aarch64_bundle, reference_image):
