@@ -22,14 +22,9 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from .errors import EnvironmentProblem
-from .kernel_inputs import FileInfo
+from .image_paths import MAX_SYMLINKS, SymlinkLoop, SymlinkResolver  # noqa: F401 (re-exported)
 
-MAX_SYMLINKS = 40  # like Linux's ELOOP limit
 LABEL = "ai.backend.imagekit.imagefs"  # marks the scratch containers this module creates
-
-
-class SymlinkLoop(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -79,7 +74,7 @@ class _ChunkReader:
             close()
 
 
-class DockerImageFS:
+class DockerImageFS(SymlinkResolver):
     """:class:`imagekit.kernel_inputs.ImageFS` over a created (not started) container."""
 
     def __init__(self, container) -> None:  # docker.models.containers.Container
@@ -121,48 +116,7 @@ class DockerImageFS:
                 )  # fmt: skip
         return self._entries[path]
 
-    # -- symlink resolution ------------------------------------------------------------------------
-
-    def _resolve(self, path: str, budget: list[int]) -> tuple[str, _Entry | None]:
-        """The real path of *path* and its entry (a "symlink" entry if dangling, None if absent)."""
-        path = _normalize(path)
-        parent, name = posixpath.split(path)
-        if name:  # resolve the directory part first, so relative targets and ".." are correct
-            real_parent, parent_entry = self._resolve(parent, budget)
-            if parent_entry is None or parent_entry.kind != "dir":
-                return path, None
-            path = posixpath.join(real_parent, name)
-        entry = self._lstat(path)
-        while entry is not None and entry.kind == "symlink":
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise SymlinkLoop(path)
-            target = entry.linkname
-            base = "/" if target.startswith("/") else posixpath.dirname(path)
-            resolved, target_entry = self._resolve(posixpath.join(base, target), budget)
-            if target_entry is None:
-                return path, entry  # dangling: report the link itself
-            path, entry = resolved, target_entry
-        return path, entry
-
-    def realpath(self, path: str) -> str | None:
-        """The path with every symlink resolved, or None if it does not exist (or loops)."""
-        try:
-            real, entry = self._resolve(path, [MAX_SYMLINKS])
-        except SymlinkLoop:
-            return None
-        return real if entry is not None and entry.kind != "symlink" else None
-
-    # -- the ImageFS protocol ----------------------------------------------------------------------
-
-    def stat(self, path: str) -> FileInfo | None:
-        try:
-            _real, entry = self._resolve(path, [MAX_SYMLINKS])
-        except SymlinkLoop:
-            return FileInfo(kind="symlink", mode=0o777)
-        if entry is None:
-            return None
-        return FileInfo(kind=entry.kind, mode=entry.mode, uid=entry.uid, gid=entry.gid, size=entry.size)
+    # -- the ImageFS protocol (realpath/stat come from SymlinkResolver) ---------------------------
 
     def read_bytes(self, path: str, limit: int = 1 << 20) -> bytes | None:
         real = self.realpath(path)
@@ -198,9 +152,6 @@ class DockerImageFS:
             self._listings[real] = sorted(names)
         return list(self._listings[real])
 
-
-def _normalize(path: str) -> str:
-    return posixpath.normpath("/" + path.lstrip("/")).replace("//", "/")
 
 
 @contextmanager

@@ -22,19 +22,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import EnvironmentProblem
-from ..kernel_inputs import FileInfo
+from ..image_paths import SymlinkResolver
+from ..image_paths import normalize as _norm
 from .client import RegistryClient
 from .rescan import LayerInfo
 
-MAX_SYMLINKS = 40
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-class _Loop(Exception):
-    pass
 
 
 @dataclass(slots=True)
@@ -50,12 +46,6 @@ class _Entry:
     children: set[str] | None = None  # names in a directory (None for everything else)
 
 
-def _norm(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return posixpath.normpath("/" + name.lstrip("/"))
-
-
 def _kind(member: tarfile.TarInfo) -> str:
     if member.isreg() or member.islnk():
         return "file"
@@ -66,7 +56,7 @@ def _kind(member: tarfile.TarInfo) -> str:
     return "other"
 
 
-class LayersFS:
+class LayersFS(SymlinkResolver):
     """Read-only view of the stacked layers in *blobs* (paths of the downloaded blobs, lowest first)."""
 
     def __init__(self, blobs: list[Path]) -> None:
@@ -169,45 +159,10 @@ class LayersFS:
         self._index[path] = entry
         parent.children.add(posixpath.basename(path))  # type: ignore[union-attr]
 
-    # -- symlinks ---------------------------------------------------------------------------------
+    # -- the ImageFS protocol (realpath/stat come from SymlinkResolver) ---------------------------
 
-    def _resolve(self, path: str, budget: list[int]) -> tuple[str, _Entry | None]:
-        path = _norm(path)
-        parent, name = posixpath.split(path)
-        if name:
-            real_parent, parent_entry = self._resolve(parent, budget)
-            if parent_entry is None or parent_entry.kind != "dir":
-                return path, None
-            path = posixpath.join(real_parent, name)
-        entry = self._index.get(path)
-        while entry is not None and entry.kind == "symlink":
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise _Loop(path)
-            base = "/" if entry.linkname.startswith("/") else posixpath.dirname(path)
-            resolved, target = self._resolve(posixpath.join(base, entry.linkname), budget)
-            if target is None:
-                return path, entry
-            path, entry = resolved, target
-        return path, entry
-
-    def realpath(self, path: str) -> str | None:
-        try:
-            real, entry = self._resolve(path, [MAX_SYMLINKS])
-        except _Loop:
-            return None
-        return real if entry is not None and entry.kind != "symlink" else None
-
-    # -- the ImageFS protocol ---------------------------------------------------------------------
-
-    def stat(self, path: str) -> FileInfo | None:
-        try:
-            _real, entry = self._resolve(path, [MAX_SYMLINKS])
-        except _Loop:
-            return FileInfo(kind="symlink", mode=0o777)
-        if entry is None:
-            return None
-        return FileInfo(kind=entry.kind, mode=entry.mode, uid=entry.uid, gid=entry.gid, size=entry.size)
+    def _lstat(self, path: str) -> _Entry | None:
+        return self._index.get(path)
 
     def listdir(self, path: str) -> list[str] | None:
         real = self.realpath(path)
