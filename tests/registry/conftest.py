@@ -23,13 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from imagekit.localenv.registry import LocalRegistry, ensure_registry, stop_registry
+from imagekit.localenv.registry import LocalRegistry
 from imagekit.localenv.registry_seed import (
     PlatformIndex,
     assemble_two_platform_index,
     copy_image,
     get_manifest,
 )
+from tests.directory_fixtures import local_registry, mark_directory
 
 #: the reference image the multi-platform indexes are made from (the smallest one)
 INDEX_SOURCE = "python-minimal"
@@ -42,25 +43,12 @@ TIMEOUT_SECONDS = 1500
 
 
 def pytest_collection_modifyitems(config, items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.path).parents:
-            item.add_marker(pytest.mark.registry)
-            item.add_marker(pytest.mark.docker)
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(TIMEOUT_SECONDS))
+    mark_directory(items, Path(__file__).parent, ("registry", "docker"), TIMEOUT_SECONDS)
 
 
 def _registry(kind, tmp_path_factory) -> Iterator[LocalRegistry]:
-    directory = tmp_path_factory.mktemp(f"registry-{kind}") / "state"
-    try:
-        registry = ensure_registry(kind, directory)
-    except Exception as exc:  # noqa: BLE001 - an environment failure fails the tests loudly, never skips
-        pytest.fail(f"cannot start the local {kind} registry: {exc}", pytrace=False)
-    try:
+    with local_registry(kind, tmp_path_factory.mktemp(f"registry-{kind}") / "state") as registry:
         yield registry
-    finally:
-        stop_registry(registry)
 
 
 @pytest.fixture(scope="session")
