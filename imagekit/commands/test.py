@@ -125,7 +125,7 @@ def _platform(value: str | None) -> tuple[str | None, str | None, float]:
         raise EnvironmentProblem(
             f"this {host_arch()} host cannot run {value} containers: no enabled binfmt handler {handler}. Install "
             "QEMU user-mode emulation (Debian: qemu-user-static binfmt-support, then `update-binfmts --enable "
-            f"qemu-{arch}`; this repository: `python -m imagekit.localenv prepare-arm64`)")
+            f"qemu-{arch}`; see docs/authoring.md, \"arm64 images\")")
     return value, arch, EMULATION_TIMEOUT_SCALE
 
 

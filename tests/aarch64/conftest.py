@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from imagekit.harness.krunner_mount import KrunnerMount
+from tests.directory_fixtures import mark_directory
 
 #: per-test bound, session fixtures included: a cold run cross-builds the aarch64 bundle (~4 min on
 #: a loaded 2-core host) and debootstraps the arm64 base under emulation (~4 min)
@@ -20,13 +21,7 @@ TIMEOUT_SECONDS = 1500
 
 
 def pytest_collection_modifyitems(config, items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.path).parents:
-            item.add_marker(pytest.mark.aarch64)
-            item.add_marker(pytest.mark.docker)
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(TIMEOUT_SECONDS))
+    mark_directory(items, Path(__file__).parent, ("aarch64", "docker"), TIMEOUT_SECONDS)
 
 
 @pytest.fixture(scope="session")

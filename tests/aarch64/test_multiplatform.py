@@ -13,23 +13,18 @@ from pathlib import Path
 import pytest
 
 from imagekit.localenv.base_image import ensure_base_image
-from imagekit.localenv.registry import LocalRegistry, ensure_registry, stop_registry
+from imagekit.localenv.registry import LocalRegistry
 from imagekit.registry.client import RegistryClient
 from imagekit.registry.manifest import DOCKER_MANIFEST_LIST
+from tests.directory_fixtures import local_registry
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> Iterator[LocalRegistry]:
-    try:
-        reg = ensure_registry("plain", tmp_path_factory.mktemp("registry-multi") / "state")
-    except Exception as exc:  # noqa: BLE001 - an environment failure fails the tests loudly, never skips
-        pytest.fail(f"cannot start the local registry: {exc}", pytrace=False)
-    try:
+    with local_registry("plain", tmp_path_factory.mktemp("registry-multi") / "state") as reg:
         yield reg
-    finally:
-        stop_registry(reg)
 
 
 def _build(*argv: str) -> subprocess.CompletedProcess:
