@@ -23,6 +23,10 @@ Target kinds (auto-detected by :func:`detect_kind`, or forced):
     has a ``.`` or ``:`` or is ``localhost`` – or forced with ``--from-registry``). Read over the
     registry's HTTP API, never through the engine (:mod:`imagekit.registry`): one target per
     platform, with the rescan's verdict (:mod:`imagekit.registry.target`).
+``oci-layout``
+    A local multi-platform image as an OCI image layout: ``oci-layout:DIR[:TAG]`` or
+    ``oci-archive:FILE.tar[:TAG]`` (detected by the prefix). Read like a ``registry`` image, from
+    the layout's blobs (:mod:`imagekit.registry.oci_layout`).
 ``labels-json``
     ``docker inspect`` output (a list of image objects; ``Config.Labels``, falling back to
     ``ContainerConfig.Labels`` like the manager does) or a plain ``{"label": "value"}`` object.
@@ -52,7 +56,7 @@ from .errors import EnvironmentProblem, UsageError
 from .findings import Finding, Location, display_path, sorted_findings
 from .kernel_inputs import ImageFS, KernelInputs, ServiceDefSource
 
-KINDS = ("image", "dockerfile", "kernel-dir", "labels-json", "model-dir", "registry")
+KINDS = ("image", "dockerfile", "kernel-dir", "labels-json", "model-dir", "registry", "oci-layout")
 DOCKERFILE_NAMES = ("Dockerfile", "Containerfile")
 SPEC_NAME = "kernel.toml"
 POLICY_NAMES = ("policy.yml", "jail-policy.yml")
@@ -101,6 +105,10 @@ _PATHLIKE = re.compile(r"(^[./~])|(\.(json|toml|ya?ml|dockerfile)$)|((^|/)(Docke
 
 def detect_kind(name: str) -> str:
     """The kind of target *name* names; a path-like name that does not exist is a usage error."""
+    from .registry.oci_layout import is_layout_name
+
+    if is_layout_name(name):
+        return "oci-layout"
     path = Path(name)
     if path.is_dir():
         return "model-dir" if _is_model_dir(path) else "kernel-dir"
@@ -415,6 +423,10 @@ def open_targets(
                     pool = ClientPool(options)
                     stack.callback(pool.close)
                 loaded.extend(load_registry_image(name, options, stack, pool))
+            elif this == "oci-layout":
+                from .registry.target import RegistryOptions, load_oci_layout
+
+                loaded.extend(load_oci_layout(name, registry or RegistryOptions(), stack))
             elif this == "image":
                 from .imagefs import open_image_fs
 

@@ -60,7 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("targets", nargs="*", metavar="TARGET",
-                   help="image reference, Dockerfile, kernel directory, JSON label dump or model folder")
+                   help="image reference, Dockerfile, kernel directory, JSON label dump, model folder, "
+                        "or oci-layout:DIR[:TAG] / oci-archive:FILE.tar[:TAG] (a local multi-platform image)")
     p.add_argument("--model", action="append", default=[], metavar="DIR",
                    help="a model folder (model-definition.yaml, deployment-config.yaml), checked against every TARGET "
                    "(its labels and an image's Cmd) or alone (repeatable)")

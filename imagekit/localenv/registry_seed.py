@@ -2,6 +2,8 @@
 
 * :func:`copy_image` copies one manifest and its blobs between registries (e.g. into the TLS +
   auth registry, which the engine does not trust – we never touch the engine's certificate dirs);
+* :func:`export_oci_layout` writes an image or index into an OCI image layout directory (a local
+  multi-platform image, as `skopeo copy … oci:DIR` would);
 * :func:`assemble_two_platform_index` makes an ``linux/arm64`` twin of a pushed ``linux/amd64``
   image (its config re-written with ``architecture: arm64``, the layers reused – it need not run)
   and puts an index over both, so per-platform logic meets a real multi-platform image.
@@ -17,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -227,3 +230,36 @@ def assemble_two_platform_index(
         reference=registry.ref(repository, tag), repository=repository, tag=tag, media_type=media_type,
         digest=index_digest, amd64_digest=amd64_digest, arm64_digest=arm64_digest, arm64_label_changes=changes,
     )
+
+
+def _write_blob(root: Path, digest: str, data: bytes) -> None:
+    algorithm, hexdigest = digest.split(":", 1)
+    path = root / "blobs" / algorithm / hexdigest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(data)
+
+
+def export_oci_layout(registry: LocalRegistry, repository: str, reference: str, dest: Path,
+                      ref_name: str | None = None) -> str:
+    """Write *repository*:*reference* (an image or an index) into an OCI image layout at *dest*:
+    every manifest, config and layer blob copied over the API, ``index.json`` naming it *ref_name*
+    (the tag by default). Returns the digest of the top manifest."""
+    dest.mkdir(parents=True, exist_ok=True)
+    top = get_manifest(registry, repository, reference)
+    pending = [top]
+    while pending:
+        manifest = pending.pop()
+        _write_blob(dest, manifest.digest, manifest.body)
+        doc = manifest.document()
+        for entry in doc.get("manifests", []):
+            pending.append(get_manifest(registry, repository, entry["digest"]))
+        for blob in [*([doc["config"]] if "config" in doc else []), *doc.get("layers", [])]:
+            _write_blob(dest, blob["digest"], get_blob(registry, repository, blob["digest"]))
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    name = ref_name or (reference if not reference.startswith("sha256:") else None)
+    entry: dict[str, Any] = {"mediaType": top.media_type, "digest": top.digest, "size": len(top.body)}
+    if name:
+        entry["annotations"] = {"org.opencontainers.image.ref.name": name}
+    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}))
+    return top.digest

@@ -24,6 +24,7 @@ from ..targets import LoadedTarget, _read_image_files
 from . import DEFAULT_TIMEOUT
 from .client import RegistryClient
 from .layers_fs import open_layers_fs
+from .oci_layout import OciLayoutClient, open_layout
 from .reference import ImageReference, parse_reference
 from .rescan import ImageView, PlatformView, Verdict
 from .view import read_image
@@ -135,7 +136,21 @@ def load_registry_image(name: str, options: RegistryOptions, stack: ExitStack,
         stack.callback(pool.close)
     client = pool.get(ref.api_host)
     image = read_image(client, ref, options.project)
-    targets = targets_for_view(image, name, options)
+    return _with_files(targets_for_view(image, name, options), client, ref, name, options, stack)
+
+
+def load_oci_layout(name: str, options: RegistryOptions, stack: ExitStack) -> list[RegistryTarget]:
+    """Read *name* (``oci-layout:DIR[:TAG]`` or ``oci-archive:FILE[:TAG]``) like a registry image.
+    The rescan's tag and project skip rules are registry-only: they do not apply to a layout."""
+    client, ref = open_layout(name, stack)
+    image = read_image(client, ref)  # type: ignore[arg-type]  # the client subset view.py uses
+    image.reference, image.registry = name, "oci-layout"
+    return _with_files(targets_for_view(image, name, options), client, ref, name, options, stack)
+
+
+def _with_files(targets: list[RegistryTarget], client: RegistryClient | OciLayoutClient, ref: ImageReference,
+                name: str, options: RegistryOptions, stack: ExitStack) -> list[RegistryTarget]:
+    """Each platform's files from its layers (unless ``labels_only``); the filesystems live in *stack*."""
     if options.labels_only:
         return targets
     blobs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bai-imagekit-layers-")))
@@ -145,8 +160,9 @@ def load_registry_image(name: str, options: RegistryOptions, stack: ExitStack,
             continue
         if len(targets) > 1:
             progress(f"{name}: reading the files of {platform.platform}")
-        fs = stack.enter_context(open_layers_fs(client, ref.repository, platform.layers, progress=progress,
-                                                workdir=blobs))  # a layer shared by platforms is fetched once
+        # a layer shared by platforms is fetched once
+        fs = stack.enter_context(open_layers_fs(client, ref.repository, platform.layers,  # type: ignore[arg-type]
+                                                progress=progress, workdir=blobs))
         _read_image_files(target.inputs, fs)
         target.inputs.image_fs = fs
     return targets
