@@ -94,6 +94,8 @@ class Dispatcher:
                 log.exception("op %s failed", op.value)
         if len(payload) >= LARGE_PAYLOAD and op not in SERIAL_OPS:
             self.heap.soon()  # done with it (a background op trims again when it ends)
+        else:
+            self.heap.count_message()
 
     def _spawn(self, coro: Awaitable[Any], name: str, size: int = 0) -> None:
         task = asyncio.ensure_future(coro)

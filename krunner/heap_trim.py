@@ -21,6 +21,8 @@ log = logging.getLogger("krunner.heap")
 LARGE_PAYLOAD = 1 << 20
 #: the trim runs this long after the last large message was done with
 TRIM_DELAY = 0.5
+#: this many messages of any size also schedule a trim (a burst of small ones fragments the heap too)
+BURST_MESSAGES = 256
 
 
 def _load_malloc_trim() -> Callable[[int], int] | None:
@@ -39,7 +41,16 @@ class HeapTrimmer:
     def __init__(self) -> None:
         self._trim = _load_malloc_trim()
         self._handle: asyncio.TimerHandle | None = None
+        self._messages = 0
         self.trims = 0
+
+    def count_message(self) -> None:
+        """One more message handled; every :data:`BURST_MESSAGES` a trim is scheduled (it runs once the
+        burst pauses, the timer being pushed back while messages keep coming)."""
+        self._messages += 1
+        if self._messages >= BURST_MESSAGES:
+            self._messages = 0
+            self.soon()
 
     def soon(self) -> None:
         """Trim :data:`TRIM_DELAY` s from now (a trim already scheduled is pushed back)."""

@@ -30,6 +30,14 @@ def _stop_services(kernel: ProbeKernel) -> None:
     time.sleep(1.0)
 
 
+def _top(kernel: ProbeKernel) -> str:
+    try:
+        top = kernel.kc.container.top(ps_args="-eo pid,rss,args")
+    except Exception as exc:  # noqa: BLE001 - only a diagnostic
+        return f"unavailable ({exc})"
+    return "; ".join(" ".join(str(v) for v in row)[:80] for row in top.get("Processes") or [])
+
+
 def probe_fuzz(kernel: ProbeKernel, seed: int, count: int = 10_000, *, warmup: int = 1000,
                recover_timeout: float = 30.0, drain_timeout: float = 60.0, pace: int = 16) -> Figures:
     """*count* fuzzed messages of *seed*, one ``interrupt``, then a query that must be answered.
@@ -81,6 +89,8 @@ def probe_fuzz(kernel: ProbeKernel, seed: int, count: int = 10_000, *, warmup: i
         seconds = None
     if result.error:
         figs.note(result.error)
+    if seconds is None:  # say who holds the memory (the runner, the REPL, or processes user code left)
+        figs.note("processes: " + _top(kernel))
     ok = result.ok and seconds is not None
     return figs.judge(ok, result.summary() + ("" if seconds is not None else "; memory not back within 10%"))
 

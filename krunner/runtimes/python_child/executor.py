@@ -22,7 +22,7 @@ _TOP_LEVEL_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
 
 #: characters of cell source kept for tracebacks; the oldest cells' lines are dropped past this, so a
 #: run of huge cells (a 10 MB generated script) does not stay in the REPL's memory for good
-SOURCE_BUDGET = 16 << 20
+SOURCE_BUDGET = 4 << 20
 _registered: collections.OrderedDict = collections.OrderedDict()
 
 

@@ -19,6 +19,7 @@ from .executor import CellExecutor, print_exception
 from .framing import COMMAND_FD, CONTROL_FD, FrameDecoder
 from .inline_plots import InlinePlots
 from .interrupts import InterruptGuard, block_sigint, restore_sigmask
+from .memory import LARGE_SOURCE, give_back_free_memory
 from .streams import Flusher, OutputStreams
 from .user_input import ChildInputBroker, install_input_hooks
 
@@ -106,7 +107,12 @@ class Repl:
             command = self._commands.get()
             if command is _EOF:
                 break
+            code = command.get("code")
+            large = isinstance(code, str) and len(code) >= LARGE_SOURCE
             self._handle_exec(command)
+            if large:
+                del command, code
+                give_back_free_memory()
         self.streams.flush()
         return 0
 
