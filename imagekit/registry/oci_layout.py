@@ -36,7 +36,7 @@ from .manifest import (
     ImageIndex,
     ImageManifest,
 )
-from .reference import ImageReference
+from .reference import TAG_PATTERN, ImageReference
 
 LAYOUT_PREFIX = "oci-layout:"
 ARCHIVE_PREFIX = "oci-archive:"
@@ -44,7 +44,6 @@ PREFIXES = (LAYOUT_PREFIX, ARCHIVE_PREFIX)
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 MAX_DOCUMENT = 8 << 20
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^(sha256|sha512):([0-9a-f]+)$")
 
 
@@ -84,7 +83,7 @@ def parse_layout_name(name: str) -> LayoutName:
     path, tag = rest, None
     if ":" in rest and not Path(rest).exists():
         head, tail = rest.rsplit(":", 1)
-        if _TAG.match(tail) and head:
+        if TAG_PATTERN.match(tail) and head:
             path, tag = head, tail
     return LayoutName(archive=archive, path=Path(path), tag=tag)
 

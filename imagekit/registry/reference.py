@@ -22,7 +22,7 @@ DEFAULT_TAG = "latest"
 _LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _HOST = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$")
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+TAG_PATTERN = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
 
 
@@ -86,7 +86,7 @@ def parse_reference(text: str) -> ImageReference:
     last = remainder.rsplit("/", 1)[-1]
     if ":" in last:
         remainder, tag = remainder.rsplit(":", 1)
-        if not _TAG.match(tag):
+        if not TAG_PATTERN.match(tag):
             raise UsageError(f"{original}: {tag!r} is not a valid tag")
     if not remainder:
         raise UsageError(f"{original}: no repository name")
