@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import reprlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -218,7 +219,7 @@ class Dispatcher:
         if event.type == "oom":
             log.warning("the agent reports that a process in this container was killed for running out of memory")
         else:
-            log.info("event %r: %r", event.type, event.data)
+            log.info("event %s: %s", reprlib.repr(event.type), reprlib.repr(event.data))
 
     async def _on_start_service(self, payload: bytes) -> None:
         async def work() -> ServiceResult:
@@ -235,7 +236,7 @@ class Dispatcher:
         except ValueError:
             raw = payload.decode("utf-8", errors="replace").strip()
         if not isinstance(raw, str) or not raw:
-            log.error("ignoring shutdown-service: expected a service name, got %r", raw)
+            log.error("ignoring shutdown-service: expected a service name, got %s", reprlib.repr(raw))
             return
         await self.runner.services.shutdown(raw)
 

@@ -19,7 +19,11 @@ by dropping (docs/protocol.md, "Flow control"):
 * what ZeroMQ and the kernel held for an agent whose connection closes is gone with it (at most
   SNDHWM records plus the socket buffer); if output was on its way, the next agent gets a
   ``stderr`` note at that point (:meth:`Outbox.note_disconnect`).  Queued output is given up only
-  when the runner shuts down.
+  when the runner shuts down;
+* a disconnect is seen (monitor event) before ZeroMQ's socket has retired the dead connection's
+  pipe, and PUSH would go on handing records to it – the note itself among them.  So after every
+  disconnect the sender holds for :data:`DISCONNECT_SETTLE` seconds and then makes the socket
+  process its pending commands before it sends again (:meth:`Outbox._settle`).
 """
 
 from __future__ import annotations
@@ -64,6 +68,10 @@ SNDBUF = 512 * 1024
 #: a disconnect this soon after output was handed to ZeroMQ (and before any record that ends or
 #: follows it) may have cost output still in flight: the next agent is told
 DISCONNECT_WINDOW = 2.0
+#: how long the sender holds after a disconnect so that ZeroMQ retires the dead connection's pipe
+#: before the next record (a reply, or the loss note) is handed to PUSH; the I/O thread needs
+#: microseconds for it, the margin is for a loaded machine
+DISCONNECT_SETTLE = 0.2
 #: payloads at least this large are handed to ZeroMQ without a copy
 ZERO_COPY_MIN = 65536
 
@@ -118,6 +126,8 @@ class Outbox:
             f"\n[krunner] the agent's connection closed while output was streaming: up to {bound} bytes "
             "sent just before this point may not have arrived\n").encode())
         self.disconnect_notices = 0
+        #: the loop time until which the sender holds after a disconnect (see _settle)
+        self._settle_until = 0.0
         self._queue: collections.deque[tuple[bytes, bytes | memoryview]] = collections.deque()
         self._urgent: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self._wakeup = asyncio.Event()
@@ -174,8 +184,10 @@ class Outbox:
         """An agent's connection closed.  What ZeroMQ and the kernel held for it is gone with it (at most
         SNDHWM records and the socket buffers, docs/protocol.md "Flow control"); if output was streaming,
         the next agent is told, ahead of everything still queued – no loss goes unmentioned."""
-        recent = self._last_inband_was_stream and (
-            asyncio.get_running_loop().time() - self._last_stream_sent < DISCONNECT_WINDOW)
+        now = asyncio.get_running_loop().time()
+        self._settle_until = now + DISCONNECT_SETTLE
+        self._wakeup.set()
+        recent = self._last_inband_was_stream and now - self._last_stream_sent < DISCONNECT_WINDOW
         if not (self._stream_bytes or self._sending_stream or recent):
             return  # the agent had taken all output (the last thing it got was no output, or long ago)
         if self._queue and self._queue[0] is self._notice:
@@ -208,10 +220,22 @@ class Outbox:
             if watcher is not None:
                 watcher.cancel()
 
+    async def _settle(self) -> None:
+        """Hold after a disconnect until ZeroMQ has retired the dead connection's pipe: wait out the
+        settle time, then have the socket process its pending commands (reading ``EVENTS`` does that
+        without the throttle ``send`` applies), so no record goes to a connection that is gone."""
+        loop = asyncio.get_running_loop()
+        while (left := self._settle_until - loop.time()) > 0:
+            await asyncio.sleep(left)
+        self._settle_until = 0.0
+        self._socket.getsockopt(zmq.EVENTS)
+
     async def _run(self) -> None:
         queue, urgent = self._queue, self._urgent
         send = self._socket.send_multipart
         while True:
+            if self._settle_until:
+                await self._settle()
             if urgent:
                 token, payload = urgent.popleft()
             elif queue:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import reprlib
 from pathlib import Path
 
 from ..container_env import ContainerPaths
@@ -123,7 +124,7 @@ class ServiceManager:
     async def shutdown(self, name: str) -> None:
         async with self.supervisor.exclusive(name):
             if not await self.supervisor.stop(name):
-                log.info("shutdown-service %r: not running", name)
+                log.info("shutdown-service %s: not running", reprlib.repr(name))
 
     async def stop_all(self) -> None:
         await self.supervisor.stop_all()

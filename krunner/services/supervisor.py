@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,12 +88,31 @@ class Supervisor:
         self.base_env = base_env
         self.work_dir = work_dir
         self.running: dict[str, ServiceProcess] = {}
-        self._exclusion: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        #: one lock per name while anybody holds or waits for it, with the number of those users:
+        #: names come from the agent, so an entry lives only as long as it is used (a fuzzed or
+        #: hostile name must not stay in memory for the life of the session)
+        self._exclusion: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    def exclusive(self, name: str) -> asyncio.Lock:
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
         """Held around a start or stop of *name*: a second start of the same service waits for the
         first and then finds it running; different services start concurrently."""
-        return self._exclusion[name]
+        lock, users = self._exclusion.get(name) or (asyncio.Lock(), 0)
+        self._exclusion[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._exclusion[name]
+            if users > 1:
+                self._exclusion[name] = (lock, users - 1)
+            else:
+                del self._exclusion[name]
+
+    @property
+    def names_in_use(self) -> frozenset[str]:
+        """The names a start or stop holds or waits for right now."""
+        return frozenset(self._exclusion)
 
     def is_running(self, name: str) -> bool:
         proc = self.running.get(name)

@@ -160,6 +160,35 @@ def test_a_disconnect_while_output_streams_is_reported_to_the_next_agent():
     assert b"may not have arrived" in text and index <= 1  # ahead of the output still queued
 
 
+RESTARTS = 24
+
+
+def test_an_agent_restarting_mid_stream_gets_the_note_every_time():
+    """The agent's sockets close and new ones connect at once while output streams (an agent
+    restart): the note must reach the new agent, not the connection that is gone – ZeroMQ reports
+    the disconnect before its socket retires that connection's pipe (transport.DISCONNECT_SETTLE)."""
+
+    async def main():
+        missed = []
+        for attempt in range(RESTARTS):
+            wire = Wire(monitor=True)
+            first = wire.connect()
+            for _ in range(60):
+                wire.outbox.send(Record.STDOUT, b"r" * 200_000)
+            await first.recv_multipart()  # streaming
+            first.close(linger=0)
+            second = wire.connect()  # no pause: the restarted agent is back before the runner noticed
+            wire.outbox.send(Record.FINISHED, b'{"exitCode": 0}')
+            got = await wire.records_until(b"finished")
+            await wire.close()
+            if not any(t == b"stderr" and b"may not have arrived" in p for t, p in got):
+                missed.append(attempt)
+            assert second is wire.pull
+        return missed
+
+    assert run(main()) == []
+
+
 def test_an_agent_leaving_after_its_run_ended_is_not_reported():
     async def main():
         wire = Wire(monitor=True)
