@@ -123,8 +123,9 @@ class Outbox:
         self._last_stream_sent = 0.0
         bound = SNDHWM * max_chunk + 2 * SNDBUF
         self._notice = (Record.STDERR.value.encode("ascii"), (
-            f"\n[krunner] the agent's connection closed while output was streaming: up to {bound} bytes "
-            "sent just before this point may not have arrived\n").encode())
+            "\n[krunner] the agent's connection closed while output was streaming: output sent just before "
+            f"this point may not have arrived (up to {bound} bytes from the runner's side, plus what a proxy "
+            "on the way held)\n").encode())
         self.disconnect_notices = 0
         #: the loop time until which the sender holds after a disconnect (see _settle)
         self._settle_until = 0.0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import zmq
 
@@ -37,11 +38,28 @@ CI_TOTAL = 384 << 20
 #: the agent-side receive queue the probe's reader allows (messages): small, so that what a
 #: disconnect loses is what the *runner* had in flight, not a big queue in the reader itself
 READER_RCVHWM = 4
-#: what a disconnect may lose (bytes), see docs/protocol.md "Flow control": the runner's share is
+#: the kernel receive buffer the probe's reader asks for (bytes; Linux doubles it): a fixed size,
+#: so that the reader's share of a disconnect's loss does not grow with TCP autotuning
+READER_RCVBUF = 256 * 1024
+#: the runner's share of what a disconnect may lose (bytes), see docs/protocol.md "Flow control":
 #: ZeroMQ's pipe to that agent (SNDHWM records of MAX_CHUNK bytes) and the kernel's send buffer
-#: (SNDBUF, which Linux doubles); beyond it, docker-proxy's buffers and the reader's own (its
-#: kernel buffer and READER_RCVHWM records) – allowed 8 MiB together
-DISCONNECT_LOSS_BOUND = SNDHWM * MAX_CHUNK + 2 * SNDBUF + (8 << 20)
+#: (SNDBUF, which Linux doubles)
+RUNNER_LOSS_BOUND = SNDHWM * MAX_CHUNK + 2 * SNDBUF
+
+
+def _tcp_buffer_max(name: str) -> int:
+    """The host's autotuning ceiling ``net.ipv4.<name>`` (its third field), in bytes."""
+    return int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[2])
+
+
+def disconnect_loss_bound() -> int:
+    """What a disconnect may lose on this host (bytes): the runner's share, then docker-proxy's
+    two sockets – the one from the runner may autotune its receive buffer up to ``tcp_rmem``'s
+    maximum and the one to the agent its send buffer up to ``tcp_wmem``'s (32 MiB and 4 MiB on
+    Debian 12) – and the reader's own kernel buffer and READER_RCVHWM records. PUSH has no
+    acknowledgements: what TCP and the proxy had accepted for a closed connection is gone."""
+    proxy = _tcp_buffer_max("tcp_rmem") + _tcp_buffer_max("tcp_wmem")
+    return RUNNER_LOSS_BOUND + proxy + 2 * READER_RCVBUF + READER_RCVHWM * MAX_CHUNK
 STDOUT = Record.STDOUT.value.encode()
 STDERR = Record.STDERR.value.encode()
 FINISHED = Record.FINISHED.value.encode()
@@ -162,6 +180,7 @@ class Agent:
         self.push = self.ctx.socket(zmq.PUSH)
         self.pull = self.ctx.socket(zmq.PULL)
         self.pull.setsockopt(zmq.RCVHWM, self.rcvhwm)
+        self.pull.setsockopt(zmq.RCVBUF, READER_RCVBUF)
         for s in (self.push, self.pull):
             s.setsockopt(zmq.LINGER, 0)
         self.push.connect(f"tcp://127.0.0.1:{self.kernel.kc.repl_in_port}")
