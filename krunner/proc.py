@@ -50,8 +50,18 @@ class Gate(Protocol):
 STARTED_GROUPS: set[int] = set()
 
 
+#: past this many recorded groups, the empty ones are forgotten on the next record
+PRUNE_GROUPS_AT = 64
+
+
 def started_group(pgid: int) -> None:
-    """Record a process group the runner created (see :func:`terminate_started`)."""
+    """Record a process group the runner created (see :func:`terminate_started`).
+
+    Groups with no members left are forgotten once more than :data:`PRUNE_GROUPS_AT` are recorded:
+    the set stays as small as what still runs (a long session starts thousands of jobs), and a
+    group id the kernel hands out again later is not signalled at shutdown as if it were ours."""
+    if len(STARTED_GROUPS) >= PRUNE_GROUPS_AT:
+        STARTED_GROUPS.intersection_update(_signal_groups(STARTED_GROUPS, 0))
     STARTED_GROUPS.add(pgid)
 
 

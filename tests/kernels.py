@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imagekit.harness.client import AgentClient, PtyClient
+from imagekit.localenv.checkout import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_ports(count: int) -> list[int]:

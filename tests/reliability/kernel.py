@@ -19,10 +19,10 @@ from pathlib import Path
 
 from imagekit.harness.client import AgentClient, ChannelTimeout
 from imagekit.harness.container import KernelContainer, start_kernel_container
+from imagekit.localenv.checkout import REPO_ROOT
 
 from .memory import ContainerMemory
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: the image both runners are measured in: upstream's python runtime needs a Jupyter kernelspec,
 #: which images/python installs (see benchmarks/agent_compare.py)
