@@ -62,8 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and repaired if it differs. Uses the bundle `krunner build` made unless --tarball is given. "
         "Prints the volume name on stdout.",
     )
-    i.add_argument("--tarball", type=Path, default=None, metavar="FILE",
-                   help=f"a {tarball_name()} (default: the one in {default_dir})")
+    _add_tarball_option(i, default_dir)
     i.add_argument("--volume", default=None, metavar="NAME", help="volume name (default: from the manifest)")
     i.add_argument("--base-image", default=None, metavar="IMAGE", help=BASE_IMAGE_HELP.format(what="helper containers"))
     i.add_argument("--force", action="store_true", help="re-extract even if the volume verifies")
@@ -83,8 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "next start. Uses the bundle `krunner build` made unless --tarball is given. Prints the wheel path on "
         "stdout. See docs/krunner-volume.md.",
     )
-    k.add_argument("--tarball", type=Path, default=None, metavar="FILE",
-                   help=f"a {tarball_name()} (default: the one in {default_dir})")
+    _add_tarball_option(k, default_dir)
     k.add_argument("--output", "-o", type=Path, default=Path("dist"), metavar="DIR",
                    help="where to write the wheel (default: ./dist)")
     k.add_argument("--base-version", default=None, metavar="X.Y.Z",
@@ -95,6 +93,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "platform tag follows the bundle (manylinux2014_x86_64 or manylinux2014_aarch64)")
     k.set_defaults(handler=run_package)
     p.set_defaults(handler=lambda args: _no_subcommand(p))
+
+
+def _add_tarball_option(parser: argparse.ArgumentParser, default_dir: object) -> None:
+    from imagekit.bundle import tarball_name
+
+    parser.add_argument("--tarball", type=Path, default=None, metavar="FILE",
+                        help=f"a {tarball_name()} (default: the one in {default_dir})")
 
 
 def _no_subcommand(parser: argparse.ArgumentParser) -> int:

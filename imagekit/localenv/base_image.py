@@ -74,9 +74,11 @@ def _run_streamed(cmd: list[str], prefix: str) -> None:
         raise LocalEnvError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{joined}")
 
 
-def _build_rootfs(rootfs: Path, suite: str, mirror: str) -> None:
+def _build_rootfs(rootfs: Path, suite: str, mirror: str, arch: str | None = None) -> None:
+    """A Debian minbase tree in *rootfs* (of *arch*, e.g. ``arm64``: its second stage runs emulated)."""
     debootstrap = _ensure_debootstrap()
-    _run_streamed([debootstrap, "--variant=minbase", suite, str(rootfs), mirror], "debootstrap")
+    arch_opts = [f"--arch={arch}"] if arch else []
+    _run_streamed([debootstrap, *arch_opts, "--variant=minbase", suite, str(rootfs), mirror], "debootstrap")
     # Trim caches that only bloat the image.
     for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
         d = rootfs / sub
@@ -86,13 +88,19 @@ def _build_rootfs(rootfs: Path, suite: str, mirror: str) -> None:
                     entry.unlink()
 
 
+def _pack_rootfs(rootfs: Path, workdir: Path) -> Path:
+    """``workdir/rootfs.tar`` with numeric owners, as ``docker import`` takes it."""
+    tarball = workdir / "rootfs.tar"
+    log(f"packing rootfs into {tarball}…")
+    _run_streamed(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), "."], "tar")
+    return tarball
+
+
 def _import_rootfs(client: docker.DockerClient, rootfs: Path, tag: str, workdir: Path) -> None:
     repository, _, image_tag = tag.rpartition(":")
     if not repository or "/" in image_tag:
         repository, image_tag = tag, "latest"
-    tarball = workdir / "rootfs.tar"
-    log(f"packing rootfs into {tarball}…")
-    _run_streamed(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), "."], "tar")
+    tarball = _pack_rootfs(rootfs, workdir)
     log(f"importing rootfs as {tag}…")
     try:
         client.api.import_image_from_file(

@@ -32,8 +32,8 @@ from .base_image import (
     DEBIAN_MIRROR,
     DEBIAN_SUITE,
     WORK_ROOT,
-    _ensure_debootstrap,
-    _run_streamed,
+    _build_rootfs,
+    _pack_rootfs,
     _unmount_below,
     ensure_base_image,
     image_exists,
@@ -147,15 +147,8 @@ def ensure_arm64_base_image(client: docker.DockerClient | None = None, tag: str 
                 workdir = Path(tempfile.mkdtemp(prefix="bai-rootfs-arm64.", dir=WORK_ROOT))
                 try:
                     rootfs = workdir / "rootfs"
-                    _run_streamed([_ensure_debootstrap(), "--arch=arm64", "--variant=minbase", DEBIAN_SUITE,
-                                   str(rootfs), DEBIAN_MIRROR], "debootstrap")
-                    for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
-                        for entry in (rootfs / sub).glob("*"):
-                            if entry.is_file():
-                                entry.unlink()
-                    _run_streamed(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(workdir / "rootfs.tar"), "."],
-                                  "tar")
-                    _import_arm64(client, workdir / "rootfs.tar", tag, BASE_IMAGE_CHANGES)
+                    _build_rootfs(rootfs, DEBIAN_SUITE, DEBIAN_MIRROR, arch="arm64")
+                    _import_arm64(client, _pack_rootfs(rootfs, workdir), tag, BASE_IMAGE_CHANGES)
                 finally:
                     _unmount_below(workdir)
                     shutil.rmtree(workdir, ignore_errors=True)
