@@ -51,8 +51,8 @@ def _flood_probes() -> dict[str, tuple[str, str, Probe, float]]:
     rows = {}
     for key, name, goal, limit in (
         ("flood-stall", "flood_stalled_reader", "no bytes lost; memory bounded; writer paused", 300),
-        ("flood-away", "flood_disconnect_reconnect", "no bytes lost; memory bounded; resumes on reconnect", 300),
-        ("agent-restart", "agent_restart_mid_stream", "session kept; output resumes", 300),
+        ("flood-away", "flood_disconnect_reconnect", "memory bounded; writer paused while nobody reads; a loss only announced and bounded; resumes", 300),
+        ("agent-restart", "agent_restart_mid_stream", "session kept; output resumes; a loss only announced and bounded", 300),
         ("interrupt-paused", "interrupt_while_paused", "interrupt reaches a paused writer", 120),
     ):
         fn = getattr(flood, name, None)
