@@ -38,6 +38,31 @@ def host_arch() -> str:
     return _MACHINE_ALIASES.get(platform.machine().lower(), "x86_64")
 
 
+class EmulationUnavailable(RuntimeError):
+    """This host cannot run binaries of another architecture (no enabled binfmt handler)."""
+
+
+#: where the kernel lists its binfmt handlers
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+
+
+def emulation_problem(arch: str, binfmt_dir: Path = BINFMT_DIR) -> str | None:
+    """Why this host cannot run *arch* binaries, or None: it is the host's own architecture, or QEMU
+    user-mode emulation is registered and enabled for it (handler ``qemu-<arch>``). Never changes
+    the host."""
+    if arch == host_arch():
+        return None
+    handler = binfmt_dir / f"qemu-{arch}"
+    try:
+        if handler.read_text().startswith("enabled"):
+            return None
+    except OSError:
+        pass
+    return (f"this {host_arch()} host cannot run {arch} binaries: no enabled binfmt handler {handler}. Install "
+            "QEMU user-mode emulation (Debian: qemu-user-static binfmt-support, then `update-binfmts --enable "
+            f"qemu-{arch}`; see docs/authoring.md, \"arm64 images\")")
+
+
 #: the default architecture: the host's
 ARCH = host_arch()
 PREFIX = KRUNNER_PREFIX

@@ -24,8 +24,10 @@ changes the inputs hash.
 ``arch`` (``--arch``, default the host's): a bundle for another architecture is cross-built on
 this x86_64 host in the cross builder (``builder-cross/Dockerfile`` on top of the builder image:
 Debian's arm64 packages, ``aarch64-linux-gnu-gcc``); its tools directory is ``kernel.<arch>``
-(:func:`imagekit.bundle.kernel_dir_name`).  The cross build executes no arm64 binary unless the
-host has binfmt emulation (then the bundle's self-check runs under it).
+(:func:`imagekit.bundle.kernel_dir_name`).  The host must run arm64 binaries through QEMU
+user-mode emulation (binfmt): the cross-compiled sshd tools are configured and checked, and the
+bundle's self-check runs, under it.  Without it the build stops at once with
+:class:`~imagekit.bundle.EmulationUnavailable`, saying what to install; it never sets it up.
 """
 
 from __future__ import annotations
@@ -55,8 +57,10 @@ from . import (
     PREFIX,
     RUNNER_REQUIREMENTS,
     VARIANT,
+    EmulationUnavailable,
     ai_kernel_sources,
     default_output_dir,
+    emulation_problem,
     host_arch,
     kernel_dir_name,
     krunner_sources,
@@ -146,6 +150,9 @@ def ensure_builder(client: docker.DockerClient, base: str, arch: str) -> str:
     if host_arch() != "x86_64":
         raise ValueError(f"a {arch} bundle is cross-built on x86_64 hosts only (this host is {host_arch()}); "
                          f"build it on an x86_64 host or natively on {arch}")
+    problem = emulation_problem(arch)
+    if problem:
+        raise EmulationUnavailable(f"cross-building the {arch} bundle: {problem}")
     # the context: the cross Dockerfile and the sshd-tools script it cross-compiles with (one copy of it)
     with tempfile.TemporaryDirectory(prefix="bai-cross-builder.") as tmp:
         context = Path(tmp)

@@ -123,6 +123,7 @@ def _client():
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from imagekit.bundle import EmulationUnavailable
     from imagekit.bundle.bundle_build import (
         SIZE_TARGET_BYTES,
         build_bundle,
@@ -148,7 +149,7 @@ def run_build(args: argparse.Namespace) -> int:
                                   arch=args.arch)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    except (job_error, docker_error, OSError) as exc:
+    except (job_error, docker_error, OSError, EmulationUnavailable) as exc:
         raise EnvironmentProblem(str(exc)) from exc
     size = result.size
     note = "" if size <= SIZE_TARGET_BYTES else f" (over the {SIZE_TARGET_BYTES // 2**20} MiB target)"

@@ -106,7 +106,7 @@ def _model(args: argparse.Namespace):
 
 def _platform(value: str | None) -> tuple[str | None, str | None, float]:
     """``--platform`` → (platform, bundle arch, timeout scale); a foreign one needs the host's binfmt handler."""
-    from ..bundle import DOCKER_PLATFORMS, host_arch
+    from ..bundle import DOCKER_PLATFORMS, emulation_problem, host_arch
 
     if value is None:
         return None, None, 1.0
@@ -116,16 +116,9 @@ def _platform(value: str | None) -> tuple[str | None, str | None, float]:
     arch = by_platform[value]
     if arch == host_arch():
         return value, arch, 1.0
-    handler = Path(f"/proc/sys/fs/binfmt_misc/qemu-{arch}")
-    try:
-        enabled = handler.read_text().startswith("enabled")
-    except OSError:
-        enabled = False
-    if not enabled:
-        raise EnvironmentProblem(
-            f"this {host_arch()} host cannot run {value} containers: no enabled binfmt handler {handler}. Install "
-            "QEMU user-mode emulation (Debian: qemu-user-static binfmt-support, then `update-binfmts --enable "
-            f"qemu-{arch}`; see docs/authoring.md, \"arm64 images\")")
+    problem = emulation_problem(arch)
+    if problem:
+        raise EnvironmentProblem(f"--platform {value}: {problem}")
     return value, arch, EMULATION_TIMEOUT_SCALE
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
+from imagekit.bundle import BINFMT_DIR
+
 from ._common import LocalEnvError, file_lock, log
 from .base_image import (
     BASE_IMAGE_CHANGES,
@@ -40,7 +42,6 @@ from .base_image import (
 )
 from .engine import _apt_install, ensure_engine
 
-BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 HANDLER = "qemu-aarch64"
 PLATFORM = "linux/arm64"
 ARM64_BASE_IMAGE_TAG = "bai-local/debian:bookworm-arm64"

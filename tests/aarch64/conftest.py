@@ -36,8 +36,9 @@ def arm64_images(localenv) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def aarch64_bundle(localenv) -> KrunnerMount:
-    """The aarch64 bundle cross-built, its volume installed, the working copy's krunner laid over it."""
+def aarch64_bundle(localenv, arm64_images) -> KrunnerMount:
+    """The aarch64 bundle cross-built (under the emulation arm64_images enabled: the build runs its checks
+    under it), its volume installed, the working copy's krunner laid over it."""
     from imagekit.localenv.krunner_mounts import bundle_mount
 
     try:

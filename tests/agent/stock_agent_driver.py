@@ -143,6 +143,7 @@ import logging
 import secrets
 import socket
 import statistics
+import os
 import sys
 import tarfile
 import tempfile
@@ -153,7 +154,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TextIO, cast
 
 import zmq
 from ai.backend.agent.affinity_map import AffinityMap
@@ -1578,9 +1579,21 @@ def configure_logging(verbosity: int) -> None:
     )
 
 
+def _keep_stdout_for_the_result() -> TextIO:
+    """Point fd 1 at stderr for everything the agent's code runs (its ``docker load`` prints
+    "Loaded image: …" when the extractor image is new) and return a stream on the real stdout,
+    which then carries only this driver's JSON document."""
+    sys.stdout.flush()
+    result = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return result
+
+
 def main() -> int:
     args = build_parser().parse_args()
     configure_logging(args.verbose)
+    out = _keep_stdout_for_the_result()
     with tempfile.TemporaryDirectory(
         prefix="bai-stock-agent-", ignore_cleanup_errors=True
     ) as tmp:
@@ -1591,8 +1604,9 @@ def main() -> int:
             output = asyncio.run(
                 cmd_run(options_from_args(args, work_root), load_steps(args.steps))
             )
-    json.dump(output, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    json.dump(output, out, indent=2, default=str)
+    out.write("\n")
+    out.flush()
     return 0 if args.command == "prepare" or output["ok"] else 1
 
 

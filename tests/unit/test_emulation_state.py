@@ -20,3 +20,24 @@ def test_disabled_handler(tmp_path: Path) -> None:
 
 def test_no_handler_registered(tmp_path: Path) -> None:
     assert handler_state(tmp_path) == (False, "")
+
+
+# -- the product's check (imagekit.bundle.emulation_problem: `krunner build --arch`, `test --platform`)
+
+
+def test_the_host_architecture_needs_no_emulation(tmp_path: Path) -> None:
+    from imagekit.bundle import emulation_problem, host_arch
+
+    assert emulation_problem(host_arch(), tmp_path) is None
+
+
+def test_a_foreign_architecture_needs_an_enabled_handler(tmp_path: Path) -> None:
+    from imagekit.bundle import ARCHES, emulation_problem, host_arch
+
+    foreign = next(a for a in ARCHES if a != host_arch())
+    missing = emulation_problem(foreign, tmp_path)
+    assert missing is not None and f"qemu-{foreign}" in missing and "qemu-user-static" in missing
+    (tmp_path / f"qemu-{foreign}").write_text("disabled\nflags: F\n")
+    assert emulation_problem(foreign, tmp_path) is not None
+    (tmp_path / f"qemu-{foreign}").write_text("enabled\nflags: PF\n")
+    assert emulation_problem(foreign, tmp_path) is None
