@@ -41,6 +41,14 @@ class Wire:
         self.pull.connect(f"tcp://127.0.0.1:{self.port}")
         return self.pull
 
+    async def agent_leaves_while_streaming(self, records: int) -> None:
+        """An agent connects, *records* of output are queued, and it closes once output flows."""
+        first = self.connect()
+        for _ in range(records):
+            self.outbox.send(Record.STDOUT, b"q" * 200_000)
+        await first.recv_multipart()  # streaming
+        first.close(linger=0)
+
     async def records_until(self, token: bytes, timeout: float = 20.0) -> list[tuple[bytes, bytes]]:
         assert self.pull is not None
         got = []
@@ -140,11 +148,7 @@ def test_status_overtakes_queued_output_but_finished_does_not():
 def test_a_disconnect_while_output_streams_is_reported_to_the_next_agent():
     async def main():
         wire = Wire(monitor=True)
-        first = wire.connect()
-        for _ in range(40):
-            wire.outbox.send(Record.STDOUT, b"q" * 200_000)
-        await first.recv_multipart()  # streaming
-        first.close(linger=0)
+        await wire.agent_leaves_while_streaming(40)
         await asyncio.sleep(0.5)
         wire.connect()
         wire.outbox.send(Record.FINISHED, b'{"exitCode": 0}')
@@ -172,11 +176,7 @@ def test_an_agent_restarting_mid_stream_gets_the_note_every_time():
         missed = []
         for attempt in range(RESTARTS):
             wire = Wire(monitor=True)
-            first = wire.connect()
-            for _ in range(60):
-                wire.outbox.send(Record.STDOUT, b"r" * 200_000)
-            await first.recv_multipart()  # streaming
-            first.close(linger=0)
+            await wire.agent_leaves_while_streaming(60)
             second = wire.connect()  # no pause: the restarted agent is back before the runner noticed
             wire.outbox.send(Record.FINISHED, b'{"exitCode": 0}')
             got = await wire.records_until(b"finished")
