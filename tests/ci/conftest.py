@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from imagekit.localenv.checkout import REPO_ROOT as REPO
+from tests.directory_fixtures import mark_directory
+
+#: per-test bound unless a module sets its own (a pip install of the toolkit takes about a minute)
+TIMEOUT_SECONDS = 900
+
+
+def pytest_collection_modifyitems(config, items):
+    mark_directory(items, Path(__file__).parent, ("install",), TIMEOUT_SECONDS)
 GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@127.0.0.1", "GIT_COMMITTER_NAME": "t",
           "GIT_COMMITTER_EMAIL": "t@127.0.0.1"}
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.wheel_venv import install_wheel, run, user_env
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.install, pytest.mark.timeout(900)]
 
 
 def test_wheel_in_a_fresh_venv(tmp_path):
