@@ -23,7 +23,9 @@ by dropping (docs/protocol.md, "Flow control"):
 * a disconnect is seen (monitor event) before ZeroMQ's socket has retired the dead connection's
   pipe, and PUSH would go on handing records to it – the note itself among them.  So after every
   disconnect the sender holds for :data:`DISCONNECT_SETTLE` seconds and then makes the socket
-  process its pending commands before it sends again (:meth:`Outbox._settle`).
+  process its pending commands before it sends again (:meth:`Outbox._settle`); when a second
+  agent connects while one is connected (a restarted agent, before its old connection is seen to
+  close) output waits for that close, at most :data:`SECOND_AGENT_HOLD` seconds.
 """
 
 from __future__ import annotations
@@ -72,6 +74,14 @@ DISCONNECT_WINDOW = 2.0
 #: before the next record (a reply, or the loss note) is handed to PUSH; the I/O thread needs
 #: microseconds for it, the margin is for a loaded machine
 DISCONNECT_SETTLE = 0.2
+#: how long the sender holds when a second agent connects while one is connected: PUSH would split
+#: output between the two, and the older one is most likely an agent that restarted and whose
+#: disconnect is still on its way; output waits for that disconnect (or this long, when both live)
+SECOND_AGENT_HOLD = 0.5
+#: the monitor events the outbox follows (a connection accepted, a connection gone)
+MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+#: the pause before a record is handed to ZeroMQ again after a send that found no room after all
+RETRY_AFTER_EAGAIN = 0.005
 #: payloads at least this large are handed to ZeroMQ without a copy
 ZERO_COPY_MIN = 65536
 
@@ -127,8 +137,10 @@ class Outbox:
             f"this point may not have arrived (up to {bound} bytes from the runner's side, plus what a proxy "
             "on the way held)\n").encode())
         self.disconnect_notices = 0
-        #: the loop time until which the sender holds after a disconnect (see _settle)
+        #: the loop time until which the sender holds after a disconnect or a second agent (see _settle)
         self._settle_until = 0.0
+        #: connections to agents, as the socket monitor reports them
+        self.agents = 0
         self._queue: collections.deque[tuple[bytes, bytes | memoryview]] = collections.deque()
         self._urgent: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self._wakeup = asyncio.Event()
@@ -186,7 +198,10 @@ class Outbox:
         SNDHWM records and the socket buffers, docs/protocol.md "Flow control"); if output was streaming,
         the next agent is told, ahead of everything still queued – no loss goes unmentioned."""
         now = asyncio.get_running_loop().time()
-        self._settle_until = now + DISCONNECT_SETTLE
+        self.agents = max(0, self.agents - 1)
+        # the one agent left is to get everything from here on: no longer than the settle time
+        self._settle_until = now + DISCONNECT_SETTLE if self.agents <= 1 else max(
+            self._settle_until, now + DISCONNECT_SETTLE)
         self._wakeup.set()
         recent = self._last_inband_was_stream and now - self._last_stream_sent < DISCONNECT_WINDOW
         if not (self._stream_bytes or self._sending_stream or recent):
@@ -199,15 +214,27 @@ class Outbox:
         self._idle.clear()
         self._wakeup.set()
 
-    async def _watch_disconnects(self) -> None:
+    def note_connect(self) -> None:
+        """An agent's connection was accepted.  If another one is still connected, hold output for
+        up to :data:`SECOND_AGENT_HOLD` seconds: an agent that restarts connects again before the
+        runner has seen its old connection close, and PUSH would hand every other record to that
+        dead connection.  The old connection's disconnect ends the hold (:meth:`note_disconnect`)."""
+        self.agents += 1
+        if self.agents >= 2:
+            self._settle_until = max(self._settle_until, asyncio.get_running_loop().time() + SECOND_AGENT_HOLD)
+            self._wakeup.set()
+
+    async def _watch_connections(self) -> None:
         assert self._monitor is not None
         while True:
             event = parse_monitor_message(await self._monitor.recv_multipart())
-            if event["event"] == zmq.EVENT_DISCONNECTED:
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self.note_connect()
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
                 self.note_disconnect()
 
     async def run(self) -> None:
-        watcher = asyncio.get_running_loop().create_task(self._watch_disconnects()) if self._monitor else None
+        watcher = asyncio.get_running_loop().create_task(self._watch_connections()) if self._monitor else None
         try:
             await self._run()
         except asyncio.CancelledError:
@@ -231,6 +258,19 @@ class Outbox:
         self._settle_until = 0.0
         self._socket.getsockopt(zmq.EVENTS)
 
+    @staticmethod
+    async def _send_until_taken(send: Callable, token: bytes, payload: bytes | memoryview) -> None:
+        """Hand one record to ZeroMQ, waiting as long as that takes.  pyzmq's asyncio ``send`` checks
+        ``EVENTS`` for room and then sends without blocking; when a connection is retired in between
+        (the send processes ZeroMQ's pending commands first) that send fails with EAGAIN although
+        nothing was wrong.  That is no reason to drop the record: wait a moment and send it again."""
+        while True:
+            try:
+                await send((token, payload), copy=len(payload) < ZERO_COPY_MIN)
+                return
+            except zmq.Again:
+                await asyncio.sleep(RETRY_AFTER_EAGAIN)
+
     async def _run(self) -> None:
         queue, urgent = self._queue, self._urgent
         send = self._socket.send_multipart
@@ -250,7 +290,7 @@ class Outbox:
             self._sending_stream = stream
             try:
                 # waits while the agent is absent or its pipe is full (SNDHWM): that is the back-pressure
-                await send((token, payload), copy=len(payload) < ZERO_COPY_MIN)
+                await self._send_until_taken(send, token, payload)
                 self.sent_records += 1
             except zmq.ZMQError as exc:
                 log.error("cannot send an outbound %s record: %s", token.decode(), exc)
@@ -280,7 +320,7 @@ class ReplChannel:
         self.inbound.setsockopt(zmq.RCVHWM, 100_000)
         self.inbound.bind(f"tcp://{bind_host}:{in_port}")
         self.outbound.bind(f"tcp://{bind_host}:{out_port}")
-        self.monitor = self.outbound.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.monitor = self.outbound.get_monitor_socket(MONITOR_EVENTS)
         self.outbox = Outbox(self.outbound, monitor=self.monitor)
 
     async def receive(self) -> tuple[str, bytes] | None:

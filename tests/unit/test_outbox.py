@@ -16,7 +16,7 @@ import zmq.asyncio
 
 from krunner.proc import ChildProcess
 from krunner.protocol import Record
-from krunner.transport import MAX_CHUNK, SNDHWM, STREAM_BUDGET, Outbox
+from krunner.transport import MAX_CHUNK, MONITOR_EVENTS, SNDHWM, STREAM_BUDGET, Outbox
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,7 +30,7 @@ class Wire:
         self.push.setsockopt(zmq.SNDHWM, SNDHWM)
         self.push.setsockopt(zmq.LINGER, 0)
         self.port = self.push.bind_to_random_port("tcp://127.0.0.1")
-        self.monitor = self.push.get_monitor_socket(zmq.EVENT_DISCONNECTED) if monitor else None
+        self.monitor = self.push.get_monitor_socket(MONITOR_EVENTS) if monitor else None
         self.outbox = Outbox(self.push, budget=budget, monitor=self.monitor)
         self.sender = asyncio.get_running_loop().create_task(self.outbox.run())
         self.pull: zmq.asyncio.Socket | None = None
@@ -182,7 +182,7 @@ def test_an_agent_restarting_mid_stream_gets_the_note_every_time():
             got = await wire.records_until(b"finished")
             await wire.close()
             if not any(t == b"stderr" and b"may not have arrived" in p for t, p in got):
-                missed.append(attempt)
+                missed.append((attempt, f"{wire.outbox.disconnect_notices} notes made", f"{len(got)} records got"))
             assert second is wire.pull
         return missed
 
