@@ -46,18 +46,24 @@ class EmulationUnavailable(RuntimeError):
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 
+def binfmt_handler_state(arch: str, binfmt_dir: Path = BINFMT_DIR) -> tuple[bool, str]:
+    """``(enabled, flags)`` of QEMU's binfmt handler ``qemu-<arch>`` (``(False, "")`` when absent)."""
+    try:
+        text = (binfmt_dir / f"qemu-{arch}").read_text()
+    except OSError:
+        return False, ""
+    lines = text.splitlines()
+    flags = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("flags:")), "")
+    return bool(lines) and lines[0].strip() == "enabled", flags
+
+
 def emulation_problem(arch: str, binfmt_dir: Path = BINFMT_DIR) -> str | None:
     """Why this host cannot run *arch* binaries, or None: it is the host's own architecture, or QEMU
     user-mode emulation is registered and enabled for it (handler ``qemu-<arch>``). Never changes
     the host."""
-    if arch == host_arch():
+    if arch == host_arch() or binfmt_handler_state(arch, binfmt_dir)[0]:
         return None
     handler = binfmt_dir / f"qemu-{arch}"
-    try:
-        if handler.read_text().startswith("enabled"):
-            return None
-    except OSError:
-        pass
     return (f"this {host_arch()} host cannot run {arch} binaries: no enabled binfmt handler {handler}. Install "
             "QEMU user-mode emulation (Debian: qemu-user-static binfmt-support, then `update-binfmts --enable "
             f"qemu-{arch}`; see docs/authoring.md, \"arm64 images\")")

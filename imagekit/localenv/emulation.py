@@ -26,6 +26,7 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
+from imagekit import bundle
 from imagekit.bundle import BINFMT_DIR
 
 from ._common import LocalEnvError, file_lock, log
@@ -42,26 +43,22 @@ from .base_image import (
 )
 from .engine import _apt_install, ensure_engine
 
-HANDLER = "qemu-aarch64"
+ARCH = "aarch64"
+HANDLER = f"qemu-{ARCH}"
 PLATFORM = "linux/arm64"
 ARM64_BASE_IMAGE_TAG = "bai-local/debian:bookworm-arm64"
 ARM64_BUSYBOX_IMAGE_TAG = "bai-local/busybox:arm64"
 PACKAGES = ("qemu-user-static", "binfmt-support")
 
 
-class EmulationUnavailable(LocalEnvError):
-    """This host cannot run arm64 containers (the message says why and what would fix it)."""
+class EmulationUnavailable(LocalEnvError, bundle.EmulationUnavailable):
+    """This host cannot run arm64 containers and the set-up could not make it (the message says why
+    and what would fix it)."""
 
 
 def handler_state(binfmt_dir: Path = BINFMT_DIR) -> tuple[bool, str]:
     """``(enabled, flags)`` of the qemu-aarch64 binfmt handler (``(False, "")`` when absent)."""
-    try:
-        text = (binfmt_dir / HANDLER).read_text()
-    except OSError:
-        return False, ""
-    lines = text.splitlines()
-    flags = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("flags:")), "")
-    return bool(lines) and lines[0].strip() == "enabled", flags
+    return bundle.binfmt_handler_state(ARCH, binfmt_dir)
 
 
 def _mount_binfmt_misc() -> None:
